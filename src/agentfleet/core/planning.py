@@ -1,0 +1,128 @@
+"""From tickets (raw or refined) to the AgentTasks a batch runs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+
+from ..models.batch import TICKET_ID, TicketBatch
+from ..models.meta import ObjectMeta, ObjectRef
+from ..models.run import RefinedTicket
+from ..models.task import AgentTask, AgentTaskSpec
+from .dag import find_cycle
+from .naming import branch_name, task_name
+
+TITLE_LENGTH = 80
+
+cached_task_name = lru_cache(maxsize=65536)(task_name)
+
+
+def title_of(raw: str) -> str:
+    """A raw ticket's first non-empty line, shortened: what a person would call it."""
+    line = next((ln.strip() for ln in raw.splitlines() if ln.strip()), raw.strip())
+    return line if len(line) <= TITLE_LENGTH else line[: TITLE_LENGTH - 1].rstrip() + "…"
+
+
+def planned_task_names(batch: TicketBatch, refined: Sequence[RefinedTicket] | None) -> list[str]:
+    ids = [t.id for t in refined] if refined is not None else [t.id for t in batch.spec.tickets]
+    return [cached_task_name(batch.name, i) for i in ids]
+
+
+def _task(
+    batch: TicketBatch,
+    order: int,
+    ticket_id: str,
+    spec: dict[str, object],
+) -> AgentTask:
+    name = cached_task_name(batch.name, ticket_id)
+    return AgentTask(
+        metadata=ObjectMeta(
+            name=name,
+            namespace=batch.metadata.namespace,
+            labels={"agentfleet.dev/batch": batch.name},
+        ),
+        spec=AgentTaskSpec.model_validate(
+            {
+                "batchRef": ObjectRef(name=batch.name),
+                "projectRef": batch.spec.project_ref,
+                "ticketId": ticket_id,
+                "branch": branch_name(batch.name, name),
+                "workflowRef": batch.spec.workflow_ref,
+                "agentAssignments": dict(batch.spec.agent_assignments),
+                "order": order,
+                **spec,
+            }
+        ),
+    )
+
+
+def tasks_from_tickets(batch: TicketBatch) -> list[AgentTask]:
+    """Without refinement a ticket becomes a task as it is: its text is the description."""
+    return [
+        _task(
+            batch,
+            index,
+            ticket.id,
+            {
+                "title": title_of(ticket.raw_description),
+                "description": ticket.raw_description,
+                "complexity": ticket.estimated_complexity,
+                "priority": ticket.priority,
+                "dependencies": [cached_task_name(batch.name, d) for d in ticket.dependencies],
+                "tags": list(ticket.tags),
+            },
+        )
+        for index, ticket in enumerate(batch.spec.tickets)
+    ]
+
+
+def check_refined(batch: TicketBatch, refined: Sequence[RefinedTicket]) -> str | None:
+    """Why a refinement's answer cannot be used, or None. Agent output is data: check it all."""
+    if not refined:
+        return "the refinement returned no tickets"
+    seen: set[str] = set()
+    names: dict[str, str] = {}
+    for index, ticket in enumerate(refined):
+        if not TICKET_ID.fullmatch(ticket.id):
+            return f"refinedTickets[{index}].id: {ticket.id!r} is not a valid ticket id"
+        if ticket.id in seen:
+            return f"refinedTickets[{index}].id: duplicate ticket id {ticket.id!r}"
+        seen.add(ticket.id)
+        name = cached_task_name(batch.name, ticket.id)
+        if name in names:
+            return f"refinedTickets[{index}].id: {ticket.id!r} and {names[name]!r} collide"
+        names[name] = ticket.id
+    for index, ticket in enumerate(refined):
+        unknown = [d for d in ticket.dependencies if d not in seen]
+        if unknown:
+            return f"refinedTickets[{index}].dependencies: unknown ticket ids {unknown}"
+    cycle = find_cycle({t.id: t.dependencies for t in refined})
+    if cycle:
+        return "refined tickets form a dependency cycle: " + " -> ".join(cycle)
+    return None
+
+
+def tasks_from_refined(batch: TicketBatch, refined: Sequence[RefinedTicket]) -> list[AgentTask]:
+    """A refined ticket keeps what the refinement did not say from the raw ticket of its id."""
+    raw = {t.id: t for t in batch.spec.tickets}
+    tasks = []
+    for index, ticket in enumerate(refined):
+        source = raw.get(ticket.id)
+        tasks.append(
+            _task(
+                batch,
+                index,
+                ticket.id,
+                {
+                    "title": ticket.title,
+                    "description": ticket.description or (source.raw_description if source else ""),
+                    "acceptanceCriteria": list(ticket.acceptance_criteria),
+                    "complexity": ticket.complexity
+                    or (source.estimated_complexity if source else None),
+                    "priority": ticket.priority or (source.priority if source else "medium"),
+                    "dependencies": [cached_task_name(batch.name, d) for d in ticket.dependencies],
+                    "tags": list(ticket.tags or (source.tags if source else [])),
+                },
+            )
+        )
+    return tasks
