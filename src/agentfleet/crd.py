@@ -47,6 +47,8 @@ _KEY_ORDER = (
     "items",
     "additionalProperties",
     "x-kubernetes-preserve-unknown-fields",
+    "x-kubernetes-list-type",
+    "x-kubernetes-list-map-keys",
 )
 _DROPPED = ("title", "discriminator")
 

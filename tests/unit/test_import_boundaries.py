@@ -13,9 +13,24 @@ import agentfleet.core
 
 CORE = Path(agentfleet.core.__file__).parent
 FORBIDDEN = {
-    "kopf", "kubernetes", "fastapi", "uvicorn", "subprocess", "git", "sqlite3", "socket",
-    "os", "pathlib", "shutil", "time", "asyncio", "threading", "multiprocessing", "random",
-    "requests", "httpx",
+    "kopf",
+    "kubernetes",
+    "fastapi",
+    "uvicorn",
+    "subprocess",
+    "git",
+    "sqlite3",
+    "socket",
+    "os",
+    "pathlib",
+    "shutil",
+    "time",
+    "asyncio",
+    "threading",
+    "multiprocessing",
+    "random",
+    "requests",
+    "httpx",
 }
 CLOCK_CALLS = {"now", "utcnow", "today", "time", "monotonic", "perf_counter"}
 

@@ -11,7 +11,9 @@ import heapq
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import lru_cache
+from typing import NamedTuple
 
 from ..models.batch import (
     BatchPhase,
@@ -21,13 +23,12 @@ from ..models.batch import (
     TicketBatchStatus,
     TicketEntry,
 )
-from ..models.meta import AgentType, ConditionStatus
+from ..models.meta import AgentType, ConditionStatus, Priority
 from ..models.run import Attempt, AttemptPhase, ObservedRun, RefinedTicket, RunKind, RunPhase
 from ..models.task import ACTION_ANNOTATION, AgentTask, HumanAction, TaskPhase
 from ..models.workflow import Workflow
 from .actions import (
     Action,
-    CancelRun,
     ClearAnnotation,
     CreateTask,
     RecordEvent,
@@ -80,7 +81,7 @@ def decide(snapshot: Snapshot) -> list[Action]:
     return world.ctx.actions
 
 
-Shape = tuple[tuple[str, tuple[str, ...], int, int, int], ...]
+Shape = tuple[tuple[str, tuple[str, ...], int, Priority, int], ...]
 
 
 @lru_cache(maxsize=32)
@@ -96,7 +97,7 @@ def _analyse(shape: Shape) -> tuple[list[str], dict[str, list[str]], dict[str, T
     weights = {name: float(weight) for name, _deps, weight, *_ in shape}
     critical = critical_path_lengths(graph, weights)
     infos = {
-        name: TaskInfo(name, priority, order, critical[name])
+        name: TaskInfo(name, priority.rank, order, critical[name])
         for name, _deps, _weight, priority, order in shape
     }
     return topological_order(graph), graph, infos
@@ -108,6 +109,46 @@ _PHASES = {p.value: p for p in TaskPhase}
 def task_phase(task: AgentTask) -> TaskPhase:
     status = task.status
     return _PHASES[status.phase] if status is not None and status.phase else TaskPhase.PENDING
+
+
+class _Row(NamedTuple):
+    """What `decide()` reads of a task model, read once per model object."""
+
+    name: str
+    task: AgentTask
+    batch: str | None
+    phase: TaskPhase
+    shape: tuple[str, tuple[str, ...], int, Priority, int]
+    flagged: bool  # no status yet, or a human's action annotation waits
+
+
+_ROWS: dict[int, _Row] = {}
+_ROWS_LIMIT = 250_000
+
+
+def _row(task: AgentTask) -> _Row:
+    """Read a task model once and remember it by identity.
+
+    A snapshot's objects are never changed in place (drivers replace an object that
+    changed), so the same object always reads the same. Reading pydantic models is what a
+    10,000-task call spends most on; the memo keeps each object alive while remembered, so
+    its id cannot be reused by another.
+    """
+    meta, spec, status = task.metadata, task.spec, task.status
+    ref = spec.batch_ref
+    annotations = meta.annotations
+    row = _Row(
+        meta.name,
+        task,
+        ref.name if ref is not None else None,
+        _PHASES[status.phase] if status is not None and status.phase else TaskPhase.PENDING,
+        (meta.name, tuple(spec.dependencies), spec.complexity or 1, spec.priority, spec.order),
+        status is None or bool(annotations and ACTION_ANNOTATION in annotations),
+    )
+    if len(_ROWS) >= _ROWS_LIMIT:
+        _ROWS.clear()
+    _ROWS[id(task)] = row
+    return row
 
 
 class _World:
@@ -136,14 +177,19 @@ class _World:
             runs_by_task=runs_by_task,
         )
         self.tasks_by_batch: dict[str, list[AgentTask]] = defaultdict(list)
+        self.rows_by_batch: dict[str, list[_Row]] = defaultdict(list)
+        self.task_batch: dict[str, str | None] = {}
         for task in snapshot.tasks:
-            ref = task.spec.batch_ref
-            batch = ref.name if ref is not None else None
+            row = _ROWS.get(id(task))
+            if row is None or row.task is not task:
+                row = _row(task)
+            batch = row.batch
+            self.task_batch[row.name] = batch
             if batch is not None:
                 self.tasks_by_batch[batch].append(task)
-            status = task.status
-            if status is not None and status.phase in _HOLDS_RUNS:
-                self._recorded_runs([stage.attempts for stage in status.stages], batch)
+                self.rows_by_batch[batch].append(row)
+            if row.phase in _HOLDS_RUNS and task.status is not None:
+                self._recorded_runs([stage.attempts for stage in task.status.stages], batch)
         for batch_obj in snapshot.batches:
             if batch_obj.status and batch_obj.status.refinement_attempts:
                 self._recorded_runs([batch_obj.status.refinement_attempts], batch_obj.metadata.name)
@@ -203,6 +249,7 @@ class _BatchReconciler:
         if self.status.phase is None:
             self.status.phase = BatchPhase.PENDING
         self.tasks = world.tasks_by_batch.get(batch.name, [])
+        self.planned_now = False
 
     @property
     def phase(self) -> BatchPhase:
@@ -240,11 +287,21 @@ class _BatchReconciler:
     # --- the batch's life ------------------------------------------------------------------
 
     def reconcile(self) -> None:
+        requested = self.batch.metadata.annotations.get(ACTION_ANNOTATION)
         if self.phase.terminal and not self._reopened():
+            if requested is not None:
+                self.ctx.actions.append(ClearAnnotation(BATCH, self.batch.name, ACTION_ANNOTATION))
             self._cancel_leftovers()
             self._emit_status()
             return
-        if self.batch.metadata.annotations.get(ACTION_ANNOTATION, "").strip() == HumanAction.ABORT:
+        if requested is not None and requested.strip().lower() != HumanAction.ABORT:
+            self.ctx.actions.append(ClearAnnotation(BATCH, self.batch.name, ACTION_ANNOTATION))
+            self.event(
+                "UnknownAction",
+                f"ignored {ACTION_ANNOTATION}={requested!r}: only 'abort' applies to a batch",
+                warning=True,
+            )
+        if requested is not None and requested.strip().lower() == HumanAction.ABORT:
             self.ctx.actions.append(ClearAnnotation(BATCH, self.batch.name, ACTION_ANNOTATION))
             self._abort_all("Aborted", "aborted by a human")
             self._emit_status()
@@ -358,13 +415,21 @@ class _BatchReconciler:
             if run is None:
                 self._request_refinement(last)
                 return
-            if not run.phase.finished:
+            config = self.world.snapshot.agents.get(last.agent)
+            timeout = config.spec.timeout_seconds if config else None
+            started = run.start_time or last.start_time or self.ctx.now
+            overdue = timeout is not None and self.ctx.now >= started + timedelta(seconds=timeout)
+            if not run.phase.finished and not overdue:
                 return
             last.finish_time = run.finish_time or self.ctx.now
             result = run.result
             refined = result.refined_tickets if result else None
             problem = None
-            if (
+            if not run.phase.finished:
+                self.ctx.cancel(run.name, "DeadlineExceeded", f"refinement timeout of {timeout}s")
+                problem = f"ran past the refinement timeout of {timeout}s"
+                last.reason = "DeadlineExceeded"
+            elif (
                 run.phase != RunPhase.SUCCEEDED
                 or result is None
                 or (result.outcome != AttemptPhase.SUCCEEDED)
@@ -440,6 +505,19 @@ class _BatchReconciler:
         tasks = (
             tasks_from_refined(self.batch, refined) if refined else tasks_from_tickets(self.batch)
         )
+        for task in tasks:
+            owner = self.world.task_batch.get(task.name, self.batch.name)
+            if owner != self.batch.name:
+                self.set_phase(
+                    BatchPhase.FAILED,
+                    "TaskNameConflict",
+                    f"task {task.name} (ticket {task.spec.ticket_id}) already belongs to "
+                    f"{'batch ' + owner if owner else 'no batch'}; rename the batch or the ticket",
+                )
+                return
+        for task in tasks:
+            self.world.task_batch[task.name] = self.batch.name
+        self.planned_now = True
         existing = {t.name for t in self.tasks}
         for task in tasks:
             if task.name not in existing:
@@ -463,7 +541,7 @@ class _BatchReconciler:
 
     def _ensure_tasks(self, existing: Mapping[str, AgentTask]) -> None:
         """Re-create tasks lost since planning (a crash between status and create, a delete)."""
-        if all(e.task in existing for e in self.status.tickets if e.task):
+        if self.planned_now or all(e.task in existing for e in self.status.tickets if e.task):
             return
         refined = self._refined_tickets() if self.spec.refinement.enabled else None
         if self.spec.refinement.enabled and refined is None:
@@ -509,13 +587,10 @@ class _BatchReconciler:
         Most tasks of a large batch are settled or waiting; they cost a dictionary lookup and
         a look at their dependencies. Only tasks with something to observe get a TaskFlow.
         """
-        by_name = {t.metadata.name: t for t in self.tasks}
+        rows = self.world.rows_by_batch.get(self.batch.name, [])
+        by_name = {row.name: row.task for row in rows}
         self._ensure_tasks(by_name)
-        shape = tuple(
-            (name, tuple(spec.dependencies), spec.complexity or 1, spec.priority.rank, spec.order)
-            for name, spec in ((name, t.spec) for name, t in by_name.items())
-        )
-        order, graph, infos = _analyse(shape)
+        order, graph, infos = _analyse(tuple(row.shape for row in rows))
         waves = self.spec.strategy is ExecutionStrategy.PARALLEL_BATCH
         flows: dict[str, TaskFlow] = {}
         flow_of = self._flow_factory(refs, flows)
@@ -525,7 +600,12 @@ class _BatchReconciler:
         observed = self.ctx.runs_by_task
 
         def gate(task: AgentTask, name: str) -> None:
-            """An unstarted task: doomed by a failed dependency, ready, or still waiting."""
+            """An unstarted task: doomed by a failed dependency, ready, or still waiting.
+
+            Under AbortAll, once a task has failed nothing is gated: the abort takes them all.
+            """
+            if abort:
+                return
             satisfied = True
             for dep in graph[name]:
                 dep_phase = phases[dep]
@@ -574,21 +654,23 @@ class _BatchReconciler:
                 continue
             flow = flow_of(task)
             flow.apply_human_action()
-            flow.adopt_orphans()
             if not flow.phase.terminal:
                 flow.observe_runs()
                 flow.record_approvals()
                 flow.handle_failures()
+            flow.adopt_orphans()
+            if not flow.phase.terminal:
                 flow.settle()
-            abort = abort or flow.abort_batch
             phases[name] = flow.phase
+            abort = abort or flow.abort_batch
             if flow.phase == TaskPhase.PENDING:
                 gate(task, name)
 
         if abort:
             self._abort_all("AbortAll", "a task failed under the AbortAll strategy", flows)
             return
-        self._schedule(flow_of, by_name, phases, ready, infos)
+        active = [n for n, f in flows.items() if f.phase in _HOLDS_RUNS]
+        self._schedule(flow_of, by_name, phases, active, ready, infos)
         for flow in flows.values():
             flow.settle()
             phases[flow.name] = flow.phase
@@ -603,14 +685,12 @@ class _BatchReconciler:
         flow_of: Callable[[AgentTask], TaskFlow],
         by_name: Mapping[str, AgentTask],
         phases: Mapping[str, TaskPhase],
+        active: list[str],
         ready: Mapping[str, TaskInfo],
         infos: Mapping[str, TaskInfo],
     ) -> None:
         """Admit new tasks by the strategy, then hand out the free slots in key order."""
         strategy = self.spec.strategy
-        active = [
-            n for n, p in phases.items() if p in (TaskPhase.RUNNING, TaskPhase.AWAITING_APPROVAL)
-        ]
         wave = self.status.current_wave
         unfinished_in_wave = 0
         if strategy is ExecutionStrategy.PARALLEL_BATCH and wave is not None:
@@ -688,7 +768,7 @@ class _BatchReconciler:
             phases[task.name] = flow.phase
         for attempt in self.status.refinement_attempts:
             if attempt.phase == AttemptPhase.RUNNING:
-                self.ctx.actions.append(CancelRun(attempt.run_name, reason, message))
+                self.ctx.cancel(attempt.run_name, reason, message)
                 attempt.phase = AttemptPhase.FAILED
                 attempt.reason = reason
                 attempt.finish_time = self.ctx.now
@@ -702,9 +782,7 @@ class _BatchReconciler:
             if run.batch == self.batch.name and not run.phase.finished:
                 owner = next((t for t in self.tasks if t.name == run.task), None)
                 if owner is None or task_phase(owner).terminal or self.phase.terminal:
-                    self.ctx.actions.append(
-                        CancelRun(run.name, "BatchFinished", "batch is finished")
-                    )
+                    self.ctx.cancel(run.name, "BatchFinished", "batch is finished")
 
     # --- status ----------------------------------------------------------------------------
 

@@ -106,9 +106,9 @@ def fill_slots(
         if left is not None and left <= 0:
             continue
         chosen.append(candidate)
+        if left is not None:
+            room[candidate.agent] = left - 1
         free_slots -= 1
         if free_slots <= 0:
             break
-        if left is not None:
-            room[candidate.agent] = left - 1
     return chosen, room

@@ -44,6 +44,13 @@ class Context:
     runs_by_name: Mapping[str, ObservedRun]
     runs_by_task: Mapping[str, list[ObservedRun]]
     actions: list[Action] = field(default_factory=list)
+    cancelled: set[str] = field(default_factory=set)
+
+    def cancel(self, run: str, reason: str, message: str) -> None:
+        """Ask once per call to stop a run, whichever path noticed it first."""
+        if run not in self.cancelled:
+            self.cancelled.add(run)
+            self.actions.append(CancelRun(run, reason, message))
 
     def event(self, name: str, reason: str, message: str, warning: bool = False) -> None:
         self.actions.append(
@@ -229,9 +236,7 @@ class TaskFlow:
                     self.status.start_time = self.status.start_time or self.ctx.now
                     self.set_phase(TaskPhase.RUNNING, "RunAdopted", f"adopted run {run.name}")
             elif not run.phase.finished:
-                self.ctx.actions.append(
-                    CancelRun(run.name, "Orphaned", "no attempt of the task records this run")
-                )
+                self.ctx.cancel(run.name, "Orphaned", "no attempt of the task records this run")
 
     def observe_runs(self) -> None:
         """Fold finished or overdue runs into their attempts; re-request runs not yet seen."""
@@ -247,9 +252,7 @@ class TaskFlow:
             timeout = stage_timeout(self.stage_spec(stage.name), agent)
             started = run.start_time or attempt.start_time or self.ctx.now
             if timeout is not None and self.ctx.now >= started + timedelta(seconds=timeout):
-                self.ctx.actions.append(
-                    CancelRun(run.name, "DeadlineExceeded", f"stage timeout of {timeout}s")
-                )
+                self.ctx.cancel(run.name, "DeadlineExceeded", f"stage timeout of {timeout}s")
                 self._fail_attempt(
                     stage, attempt, "DeadlineExceeded", f"ran past the stage timeout of {timeout}s"
                 )
@@ -355,7 +358,7 @@ class TaskFlow:
 
     def cancel_in_flight(self, reason: str, message: str) -> None:
         for stage, attempt in self.in_flight():
-            self.ctx.actions.append(CancelRun(attempt.run_name, reason, message))
+            self.ctx.cancel(attempt.run_name, reason, message)
             attempt.phase = AttemptPhase.FAILED
             attempt.reason = reason
             attempt.message = message

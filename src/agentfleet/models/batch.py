@@ -181,7 +181,7 @@ class TicketBatch(Resource[TicketBatchSpec, TicketBatchStatus]):
     SHORT_NAMES: ClassVar[tuple[str, ...]] = ("tb",)
     PRINTER_COLUMNS = (
         PrinterColumn(name="Strategy", type="string", json_path=".spec.strategy"),
-        *phase_columns("Succeeded", ".status.progress"),
+        *phase_columns("Succeeded", ".status.progress", timed=True),
     )
 
     kind: Literal["TicketBatch"] = "TicketBatch"

@@ -139,7 +139,10 @@ class Status(CamelModel):
 
     phase: str | None = None
     observed_generation: int | None = None
-    conditions: list[Condition] = Field(default_factory=list)
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
 
     def condition(self, type_: str) -> Condition | None:
         return next((c for c in self.conditions if c.type == type_), None)
@@ -178,7 +181,9 @@ class Resource(CamelModel, Generic[SpecT, StatusT]):
         return self.metadata.name
 
 
-def phase_columns(summary: str, progress_path: str | None = None) -> tuple[PrinterColumn, ...]:
+def phase_columns(
+    summary: str, progress_path: str | None = None, timed: bool = False
+) -> tuple[PrinterColumn, ...]:
     """Printer columns every kind shares: phase, an optional progress, the summary reason, age."""
     columns = [PrinterColumn(name="Phase", type="string", json_path=".status.phase")]
     if progress_path:

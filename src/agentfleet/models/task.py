@@ -127,7 +127,7 @@ class AgentTask(Resource[AgentTaskSpec, AgentTaskStatus]):
     SHORT_NAMES: ClassVar[tuple[str, ...]] = ("at",)
     PRINTER_COLUMNS = (
         PrinterColumn(name="Batch", type="string", json_path=".spec.batchRef.name"),
-        *phase_columns("Succeeded", ".status.progress"),
+        *phase_columns("Succeeded", ".status.progress", timed=True),
     )
 
     kind: Literal["AgentTask"] = "AgentTask"

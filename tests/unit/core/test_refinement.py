@@ -1,0 +1,310 @@
+"""Refinement: one agent run turns a batch's raw tickets into the tasks it will run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from agentfleet.core.actions import CancelRun, CreateTask, SetStatus, StartRun
+from agentfleet.core.reconcile import decide
+from agentfleet.models.run import AttemptPhase, RunKind
+from agentfleet.models.task import ACTION_ANNOTATION
+from agentfleet.simulate import Simulation
+
+from .fleet import (
+    annotate,
+    batch_phase,
+    batch_reason,
+    dev,
+    finish_run,
+    fleet,
+    of_type,
+    qa,
+    run,
+    simulation,
+    task,
+    task_phases,
+    ticket,
+)
+
+REFINE_1 = "b1-refine-1"
+REFINE_2 = "b1-refine-2"
+RAW = [ticket("T-1", estimatedComplexity=5, priority="high"), ticket("T-2")]
+
+
+def refining(
+    tickets: list[dict[str, Any]] | None = None,
+    agents: list[dict[str, Any]] | None = None,
+    **refinement: Any,
+) -> Simulation:
+    return simulation(
+        fleet(
+            tickets or RAW,
+            agents=agents,
+            refinement={"enabled": True, **refinement},
+        ),
+        duration=10,
+    )
+
+
+def refined(id_: str, *deps: str, **fields: Any) -> dict[str, Any]:
+    return {"id": id_, "title": f"refined {id_}", "dependencies": list(deps), **fields}
+
+
+def attempts(sim: Simulation) -> list[tuple[str, str, str]]:
+    status = sim.batches["b1"].status
+    assert status is not None
+    return [(a.run_name, str(a.phase), a.reason) for a in status.refinement_attempts]
+
+
+def test_a_refining_batch_starts_one_refinement_run_and_creates_no_task_yet() -> None:
+    sim = refining(agents=[dev("dev-b"), dev("dev-a")])
+
+    actions = sim.step()
+
+    [start] = of_type(actions, StartRun)
+    assert (start.run.name, start.run.kind, start.run.batch, start.run.task) == (
+        REFINE_1,
+        RunKind.REFINEMENT,
+        "b1",
+        None,
+    )
+    assert start.run.agent == "dev-a", "the first Development agent by name"
+    assert of_type(actions, CreateTask) == []
+    assert batch_phase(sim) == "Refining"
+
+
+@pytest.mark.parametrize(
+    ("settings", "agent"),
+    [
+        pytest.param({"agentRef": {"name": "dev-b"}}, "dev-b", id="agent-ref"),
+        pytest.param({"agentType": "QualityAssurance"}, "qa", id="agent-type"),
+    ],
+)
+def test_the_refinement_agent_is_the_one_the_batch_names(
+    settings: dict[str, Any], agent: str
+) -> None:
+    sim = refining(agents=[dev("dev-a"), dev("dev-b"), qa()], **settings)
+
+    [start] = of_type(sim.step(), StartRun)
+
+    assert start.run.agent == agent
+
+
+def test_a_missing_refinement_agent_keeps_the_batch_pending() -> None:
+    sim = refining(agentRef={"name": "ghost"})
+
+    sim.run()
+
+    assert batch_phase(sim) == "Pending"
+    assert batch_reason(sim) == "AgentNotFound"
+    assert sim.runs == {}
+
+
+def test_refined_tickets_become_the_batch_tasks() -> None:
+    sim = refining()
+    sim.settle()
+
+    finish_run(
+        sim,
+        REFINE_1,
+        refinedTickets=[
+            refined("T-1", acceptanceCriteria=["it works"]),
+            refined("T-1b", "T-1", complexity=2, priority="critical"),
+            refined("T-2"),
+        ],
+    )
+    sim.settle()
+
+    assert sorted(sim.tasks) == [task("T-1"), task("T-1b"), task("T-2")]
+    first, split = sim.tasks[task("T-1")].spec, sim.tasks[task("T-1b")].spec
+    assert (first.title, first.acceptance_criteria) == ("refined T-1", ["it works"])
+    assert (first.complexity, first.priority) == (5, "high"), "kept from the raw ticket"
+    assert first.description == "do T-1"
+    assert (split.dependencies, split.complexity, split.priority) == ([task("T-1")], 2, "critical")
+    assert attempts(sim) == [(REFINE_1, "Succeeded", "Succeeded")]
+    assert batch_phase(sim) == "Processing"
+    sim.run()
+    assert set(task_phases(sim).values()) == {"Succeeded"}
+    assert batch_phase(sim) == "Succeeded"
+
+
+def test_a_whole_batch_runs_through_refinement_to_success() -> None:
+    sim = refining(tickets=[ticket("T-1"), ticket("T-2", "T-1")])
+
+    sim.run()
+
+    assert sim.runs[REFINE_1].started == 0
+    assert sim.runs[run("T-1")].started == 10
+    assert sim.runs[run("T-2")].started == 20
+    assert batch_phase(sim) == "Succeeded"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        pytest.param([refined("T-1", "T-2"), refined("T-2", "T-1")], id="cycle"),
+        pytest.param([refined("T-1", "T-9")], id="unknown-dependency"),
+        pytest.param([refined("T 1!")], id="bad-id"),
+        pytest.param([refined("T-1"), refined("T-1")], id="duplicate-id"),
+        pytest.param([refined("T_1"), refined("t-1")], id="colliding-task-names"),
+        pytest.param([], id="empty"),
+        pytest.param(None, id="no-tickets"),
+    ],
+)
+def test_invalid_refinement_output_fails_the_attempt_and_refinement_runs_again(
+    answer: list[dict[str, Any]] | None,
+) -> None:
+    sim = refining()
+    sim.settle()
+
+    finish_run(sim, REFINE_1, refinedTickets=answer)
+    actions = sim.step()
+
+    assert [s.run.name for s in of_type(actions, StartRun)] == [REFINE_2]
+    assert attempts(sim)[0] == (REFINE_1, "Failed", "InvalidRefinement")
+    assert batch_phase(sim) == "Refining"
+    assert sim.tasks == {}
+    assert any(e.reason == "RefinementFailed" for e in sim.events)
+
+
+def test_two_invalid_refinements_fail_the_batch() -> None:
+    sim = refining()
+    sim.settle()
+    cycle = [refined("T-1", "T-2"), refined("T-2", "T-1")]
+
+    finish_run(sim, REFINE_1, refinedTickets=cycle)
+    sim.settle()
+    finish_run(sim, REFINE_2, refinedTickets=cycle)
+    sim.settle()
+
+    assert batch_phase(sim) == "Failed"
+    assert batch_reason(sim) == "RefinementFailed"
+    assert [a[1:] for a in attempts(sim)] == [
+        ("Failed", "InvalidRefinement"),
+        ("Failed", "InvalidRefinement"),
+    ]
+    assert sim.tasks == {}
+    assert sorted(sim.runs) == [REFINE_1, REFINE_2]
+
+
+def test_a_second_refinement_can_rescue_the_first() -> None:
+    sim = refining()
+    sim.settle()
+
+    finish_run(sim, REFINE_1, refinedTickets=[refined("T-1", "T-9")])
+    sim.settle()
+    finish_run(sim, REFINE_2, refinedTickets=[refined("T-1"), refined("T-2", "T-1")])
+    sim.run()
+
+    assert batch_phase(sim) == "Succeeded"
+    assert sim.tasks[task("T-2")].spec.dependencies == [task("T-1")]
+
+
+def test_a_refinement_run_that_fails_is_retried_then_fails_the_batch() -> None:
+    sim = simulation(fleet(RAW, refinement={"enabled": True}), failing=lambda r: True)
+
+    sim.run()
+
+    assert [a[:2] for a in attempts(sim)] == [(REFINE_1, "Failed"), (REFINE_2, "Failed")]
+    assert batch_phase(sim) == "Failed"
+    assert batch_reason(sim) == "RefinementFailed"
+
+
+def test_a_refinement_run_the_driver_has_not_created_is_asked_for_again() -> None:
+    sim = refining()
+    first = decide(sim.snapshot())
+    for action in first:
+        if not isinstance(action, StartRun):
+            sim.apply(action)
+
+    again = decide(sim.snapshot())
+
+    assert of_type(again, StartRun) == of_type(first, StartRun)
+    status = sim.batches["b1"].status
+    assert status is not None
+    assert [a.run_name for a in status.refinement_attempts] == [REFINE_1]
+
+
+def test_refinement_with_execute_false_stops_at_refined_until_execute_is_set() -> None:
+    sim = simulation(fleet(RAW, refinement={"enabled": True}, execute=False), duration=10)
+
+    sim.run()
+
+    assert batch_phase(sim) == "Refined"
+    assert sorted(sim.tasks) == [task("T-1"), task("T-2")]
+    assert list(sim.runs) == [REFINE_1]
+
+    batch = sim.batches["b1"]
+    sim.batches["b1"] = batch.model_copy(
+        update={"spec": batch.spec.model_copy(update={"execute": True})}
+    )
+    sim.run()
+    assert batch_phase(sim) == "Succeeded"
+
+
+def test_aborting_a_refining_batch_cancels_the_refinement() -> None:
+    sim = refining()
+    sim.settle()
+
+    annotate(sim, "b1", ACTION_ANNOTATION, "abort", kind="TicketBatch")
+    actions = sim.step()
+
+    assert REFINE_1 in {c.name for c in of_type(actions, CancelRun)}
+    assert batch_phase(sim) == "Failed"
+    status = [a.status for a in of_type(actions, SetStatus) if a.kind == "TicketBatch"]
+    assert status[-1].refinement_attempts[0].phase == AttemptPhase.FAILED
+
+
+def test_a_refinement_run_past_its_agent_timeout_is_cancelled_and_refinement_runs_again() -> None:
+    sim = simulation(
+        fleet(RAW, agents=[dev(timeoutSeconds=30)], refinement={"enabled": True}),
+        duration=10_000,
+    )
+    sim.settle()
+    assert list(sim.runs) == [REFINE_1]
+
+    sim.clock = 29
+    assert of_type(sim.step(), CancelRun) == []
+
+    sim.clock = 30
+    actions = sim.step()
+
+    assert [(c.name, c.reason) for c in of_type(actions, CancelRun)] == [
+        (REFINE_1, "DeadlineExceeded")
+    ]
+    assert attempts(sim)[0] == (REFINE_1, "Failed", "DeadlineExceeded")
+    sim.settle()
+    assert sim.runs[REFINE_2].started == 30, "the second attempt starts at once"
+    assert batch_phase(sim) == "Refining"
+    assert any(e.reason == "RefinementFailed" for e in sim.events)
+
+
+def test_two_refinement_timeouts_fail_the_batch() -> None:
+    sim = simulation(
+        fleet(RAW, agents=[dev(timeoutSeconds=30)], refinement={"enabled": True}),
+        duration=10_000,
+    )
+    sim.settle()
+    sim.clock = 30
+    sim.settle()
+
+    sim.clock = 59
+    assert of_type(sim.step(), CancelRun) == [], "the deadline counts from the second start"
+    sim.clock = 60
+    actions = sim.step()
+
+    assert [(c.name, c.reason) for c in of_type(actions, CancelRun)] == [
+        (REFINE_2, "DeadlineExceeded")
+    ]
+    sim.settle()
+    assert attempts(sim) == [
+        (REFINE_1, "Failed", "DeadlineExceeded"),
+        (REFINE_2, "Failed", "DeadlineExceeded"),
+    ]
+    assert batch_phase(sim) == "Failed"
+    assert batch_reason(sim) == "RefinementFailed"
+    assert sorted(sim.runs) == [REFINE_1, REFINE_2]
+    assert all(r.observed.phase.finished for r in sim.runs.values())
+    assert sim.tasks == {}
