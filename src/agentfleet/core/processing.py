@@ -48,9 +48,10 @@ def _analyse(shape: Shape) -> tuple[list[str], dict[str, list[str]], dict[str, T
 
 
 def flow_factory(
-    b: BatchReconciler, refs: Refs, flows: dict[str, TaskFlow]
+    reconciler: BatchReconciler, refs: Refs, flows: dict[str, TaskFlow]
 ) -> Callable[[AgentTask], TaskFlow]:
-    snap = b.world.snapshot
+    """A TaskFlow per task on first need: most tasks of a large batch never need one."""
+    snap = reconciler.world.snapshot
 
     def flow_of(task: AgentTask) -> TaskFlow:
         if task.name not in flows:
@@ -64,35 +65,35 @@ def flow_factory(
                     s.name: agent_candidates(
                         s,
                         task,
-                        b.spec.agent_assignments,
+                        reconciler.spec.agent_assignments,
                         project.spec.default_agent_assignments,
                         snap.agents,
                     )
                     for s in workflow.spec.stages
                 }
-            flows[task.name] = TaskFlow(task, workflow, b.ctx, candidates, refs.project)
+            flows[task.name] = TaskFlow(task, workflow, reconciler.ctx, candidates, refs.project)
         return flows[task.name]
 
     return flow_of
 
 
-def process_tasks(b: BatchReconciler, refs: Refs) -> None:
+def process_tasks(reconciler: BatchReconciler, refs: Refs) -> None:
     """Walk tasks dependencies-first, so a failure reaches every dependent in one call.
 
     Most tasks of a large batch are settled or waiting; they cost a dictionary lookup and
     a look at their dependencies. Only tasks with something to observe get a TaskFlow.
     """
-    rows = b.world.rows_by_batch.get(b.batch.name, [])
+    rows = reconciler.world.rows_by_batch.get(reconciler.batch.name, [])
     by_name = {row.name: row.task for row in rows}
-    b.ensure_tasks(by_name)
+    reconciler.ensure_tasks(by_name)
     order, graph, infos = _analyse(tuple(row.shape for row in rows))
-    waves = b.spec.strategy is ExecutionStrategy.PARALLEL_BATCH
+    waves = reconciler.spec.strategy is ExecutionStrategy.PARALLEL_BATCH
     flows: dict[str, TaskFlow] = {}
-    flow_of = flow_factory(b, refs, flows)
+    flow_of = flow_factory(reconciler, refs, flows)
     ready: dict[str, TaskInfo] = {}
     abort = False
-    live = b.world.live_tasks
-    observed = b.ctx.runs_by_task
+    live = reconciler.world.live_tasks
+    observed = reconciler.ctx.runs_by_task
 
     def gate(task: AgentTask, name: str) -> None:
         """An unstarted task: doomed by a failed dependency, ready, or still waiting.
@@ -156,22 +157,22 @@ def process_tasks(b: BatchReconciler, refs: Refs) -> None:
             gate(task, name)
 
     if abort:
-        b.abort_all("AbortAll", "a task failed under the AbortAll strategy", flows)
+        reconciler.abort_all("AbortAll", "a task failed under the AbortAll strategy", flows)
         return
     active = [n for n, f in flows.items() if f.phase in HOLDS_RUNS]
-    schedule_tasks(b, flow_of, by_name, phases, active, ready, infos)
+    schedule_tasks(reconciler, flow_of, by_name, phases, active, ready, infos)
     for flow in flows.values():
         flow.settle()
         phases[flow.name] = flow.phase
     for name in sorted(flows):
         action = flows[name].status_action()
         if action is not None:
-            b.ctx.actions.append(action)
-    b.summarise(phases)
+            reconciler.ctx.actions.append(action)
+    reconciler.summarise(phases)
 
 
 def schedule_tasks(
-    b: BatchReconciler,
+    reconciler: BatchReconciler,
     flow_of: Callable[[AgentTask], TaskFlow],
     by_name: Mapping[str, AgentTask],
     phases: Mapping[str, TaskPhase],
@@ -180,13 +181,13 @@ def schedule_tasks(
     infos: Mapping[str, TaskInfo],
 ) -> None:
     """Admit new tasks by the strategy, then hand out the free slots in key order."""
-    strategy = b.spec.strategy
-    wave = b.status.current_wave
+    strategy = reconciler.spec.strategy
+    wave = reconciler.status.current_wave
     unfinished_in_wave = 0
     if strategy is ExecutionStrategy.PARALLEL_BATCH and wave is not None:
         unfinished_in_wave = sum(
             1
-            for t in b.tasks
+            for t in reconciler.tasks
             if t.status is not None and t.status.wave == wave and not phases[t.name].terminal
         )
     admission = admit(
@@ -195,17 +196,17 @@ def schedule_tasks(
         active=len(active),
         unfinished_in_wave=unfinished_in_wave,
         current_wave=wave,
-        batch_size=b.spec.batch_size or b.spec.parallel_limit,
+        batch_size=reconciler.spec.batch_size or reconciler.spec.parallel_limit,
     )
     admitted = list(admission.admitted)
     if strategy is ExecutionStrategy.PARALLEL_BATCH:
         if admitted:
-            b.status.current_wave = admission.wave
+            reconciler.status.current_wave = admission.wave
             for name in admitted:
                 flow_of(by_name[name]).status.wave = admission.wave
-            b.event("WaveStarted", f"wave {admission.wave}: {', '.join(admitted)}")
+            reconciler.event("WaveStarted", f"wave {admission.wave}: {', '.join(admitted)}")
         admitted += [t.name for t in ready.values() if t.wave is not None and t.wave == wave]
-    free = b.spec.parallel_limit - b.world.batch_in_flight(b.batch.name)
+    free = reconciler.spec.parallel_limit - reconciler.world.batch_in_flight(reconciler.batch.name)
     if free <= 0:
         return
     queue = [
@@ -228,10 +229,10 @@ def schedule_tasks(
                 if agent is not None:
                     yield Candidate(info.name, stage_name, agent, key)
 
-    chosen, b.world.agent_free = fill_slots(
-        candidates(), free_slots=free, agent_free=b.world.agent_free
+    chosen, reconciler.world.agent_free = fill_slots(
+        candidates(), free_slots=free, agent_free=reconciler.world.agent_free
     )
     for candidate in chosen:
         flow = flow_of(by_name[candidate.task])
         run = flow.start(candidate.stage, candidate.agent)
-        b.world.in_flight[run] = (candidate.agent, b.batch.name)
+        reconciler.world.in_flight[run] = (candidate.agent, reconciler.batch.name)

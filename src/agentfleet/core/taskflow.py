@@ -355,6 +355,15 @@ class TaskFlow:
                     stage.phase = StagePhase.PENDING
                     stage.retry_from = len(stage.attempts)
             self.set_phase(TaskPhase.RUNNING, "Retried", "retried by a human")
+        else:
+            raw = self.task.metadata.annotations[ACTION_ANNOTATION]
+            self.ctx.event(
+                self.name,
+                "ActionIgnored",
+                f"{ACTION_ANNOTATION}={raw!r} does not apply to a {self.phase} task "
+                "(retry: Escalated, Failed or Aborted tasks; skip, abort: unfinished tasks)",
+                warning=True,
+            )
 
     def cancel_in_flight(self, reason: str, message: str) -> None:
         for stage, attempt in self.in_flight():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agentfleet.core.actions import Action, CancelRun, ClearAnnotation, StartRun
+from agentfleet.core.actions import Action, CancelRun, ClearAnnotation, RecordEvent, StartRun
 from agentfleet.models.task import ACTION_ANNOTATION
 from agentfleet.simulate import Simulation
 
@@ -432,6 +432,24 @@ def test_an_unknown_human_action_is_cleared_and_changes_nothing() -> None:
     assert ClearAnnotation("AgentTask", task("T-1"), ACTION_ANNOTATION) in actions
     assert task_phase(sim, task("T-1")) == "Escalated"
     assert of_type(actions, StartRun) == []
+    warnings = [e for e in of_type(actions, RecordEvent) if e.reason == "ActionIgnored"]
+    assert [(w.name, w.type) for w in warnings] == [(task("T-1"), "Warning")]
+    assert "'please'" in warnings[0].message
+
+
+def test_a_retry_of_a_running_task_is_ignored_with_a_warning() -> None:
+    sim = simulation(fleet([ticket("T-1")]), duration=10.0)
+    sim.settle()
+    assert task_phase(sim, task("T-1")) == "Running"
+
+    annotate(sim, task("T-1"), ACTION_ANNOTATION, "retry")
+    actions = sim.step()
+
+    assert ClearAnnotation("AgentTask", task("T-1"), ACTION_ANNOTATION) in actions
+    assert [e.reason for e in of_type(actions, RecordEvent)] == ["ActionIgnored"]
+    assert of_type(actions, StartRun) == []
+    sim.run()
+    assert runs_of(sim, task("T-1")) == [run("T-1")]
 
 
 def test_a_human_retry_of_a_failed_task_reopens_the_finished_batch() -> None:
