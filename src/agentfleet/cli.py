@@ -42,7 +42,10 @@ def simulate(
     ],
     seed: Annotated[int, typer.Option(help="Seed of the random run durations.")] = 0,
 ) -> None:
-    """Schedule the batches in FILES in virtual time with the real engine; no agent runs."""
+    """Schedule the batches in FILES in virtual time with the real engine; no agent runs.
+
+    Exit 0 when every batch succeeds, 1 when one does not, 2 on bad input.
+    """
     from .simulate import render_simulation, simulate_manifests
 
     try:
@@ -52,6 +55,8 @@ def simulate(
             err_console.print(f"[red]error[/red]: {issue}")
         raise typer.Exit(EXIT_BAD_INPUT) from exc
     render_simulation(console, reports)
+    if any(r.phase != "Succeeded" for r in reports):
+        raise typer.Exit(1)
 
 
 def main() -> None:

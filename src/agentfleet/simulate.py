@@ -41,6 +41,7 @@ from .models.run import (
 )
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+TIMELINE_WIDTH = 24
 
 Duration = Callable[[RunRequest], float]
 Outcome = Callable[[RunRequest], bool]
@@ -228,16 +229,18 @@ class Simulation:
 @dataclass(frozen=True)
 class TaskTimeline:
     task: str
+    ticket: str
     phase: str
     starts: float | None
     ends: float | None
-    agents: tuple[str, ...]
 
 
 @dataclass(frozen=True)
 class SimulationReport:
     batch: str
     phase: str
+    reason: str
+    message: str
     strategy: str
     parallel_limit: int
     makespan: float
@@ -251,6 +254,7 @@ def report(sim: Simulation) -> list[SimulationReport]:
 
     reports = []
     for batch in sim.batches.values():
+        summary = batch.status.condition("Succeeded") if batch.status else None
         tasks = [
             t
             for t in sim.tasks.values()
@@ -263,10 +267,10 @@ def report(sim: Simulation) -> list[SimulationReport]:
             lines.append(
                 TaskTimeline(
                     task=task.name,
+                    ticket=task.spec.ticket_id or task.name,
                     phase=str(task.status.phase if task.status else "Pending"),
                     starts=min((r.started for r in mine), default=None),
                     ends=max((r.finishes for r in mine), default=None),
-                    agents=tuple(sorted({r.request.agent for r in mine})),
                 )
             )
         graph = {t.name: list(t.spec.dependencies) for t in tasks}
@@ -279,6 +283,8 @@ def report(sim: Simulation) -> list[SimulationReport]:
             SimulationReport(
                 batch=batch.name,
                 phase=str(batch.status.phase if batch.status else "Pending"),
+                reason=summary.reason if summary else "",
+                message=summary.message if summary else "",
                 strategy=str(batch.spec.strategy),
                 parallel_limit=batch.spec.parallel_limit,
                 makespan=max((r.finishes for r in runs), default=0.0),
@@ -320,12 +326,14 @@ def _clock(seconds: float | None) -> str:
 def render_simulation(console: Console, reports: Sequence[SimulationReport]) -> None:
     for rep in reports:
         table = Table(
-            title=f"batch {rep.batch}: {rep.strategy}, parallelLimit {rep.parallel_limit} "
-            f"(simulated, no agent ran)"
+            title=f"{rep.batch}: {rep.strategy}, parallelLimit {rep.parallel_limit}, "
+            "simulated time"
         )
-        for column in ("task", "phase", "start", "end", "agents", "timeline"):
-            table.add_column(column)
-        scale = 40 / rep.makespan if rep.makespan else 0
+        table.add_column("ticket", no_wrap=True)
+        for column in ("phase", "start", "end"):
+            table.add_column(column, no_wrap=True)
+        table.add_column("timeline", no_wrap=True)
+        scale = TIMELINE_WIDTH / rep.makespan if rep.makespan else 0
         for line in rep.timelines:
             bar = ""
             if line.starts is not None and line.ends is not None:
@@ -333,14 +341,17 @@ def render_simulation(console: Console, reports: Sequence[SimulationReport]) -> 
                     1, int((line.ends - line.starts) * scale)
                 )
             table.add_row(
-                line.task,
+                line.ticket,
                 line.phase,
                 _clock(line.starts),
                 _clock(line.ends),
-                ", ".join(line.agents),
                 bar,
             )
-        console.print(table)
+        if rep.timelines:
+            console.print(table)
+        if rep.phase != "Succeeded":
+            console.print(f"{rep.batch}: {rep.phase}: {rep.reason}: {rep.message}")
+            continue
         bound = max(rep.critical_path, rep.total_work / rep.parallel_limit)
         ratio = rep.makespan / bound if bound else 1.0
         console.print(

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agentfleet.core.naming import task_name
 from agentfleet.models import GROUP, KINDS
 
 from .models import manifests as m
@@ -75,17 +74,20 @@ def test_crds_writes_one_file_per_kind_identical_to_the_committed_ones(tmp_path:
 # --- simulate ------------------------------------------------------------------------------
 
 
-def test_simulate_the_quickstart_prints_every_task_and_the_makespan(tmp_path: Path) -> None:
+def test_simulate_the_quickstart_prints_every_ticket_and_the_makespan(tmp_path: Path) -> None:
     batch = yaml.safe_load((QUICKSTART / "batch.yaml").read_text(encoding="utf-8"))
     assert batch["metadata"]["name"] == "textkit"
-    tasks = [task_name("textkit", t["id"]) for t in batch["spec"]["tickets"]]
+    tickets = [t["id"] for t in batch["spec"]["tickets"]]
 
     result = agentfleet("simulate", "-f", QUICKSTART, cwd=tmp_path)
 
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    for name in tasks:
-        assert any(name in line and "Succeeded" in line for line in lines), name
+    rows = [
+        [cell.strip() for cell in line.split("│")[1:-1]] for line in lines if line.count("│") > 2
+    ]
+    assert sorted(row[0] for row in rows) == sorted(tickets)
+    assert all(row[1] == "Succeeded" for row in rows)
     summary = [line for line in lines if "makespan" in line]
     assert len(summary) == 1
     assert summary[0].startswith("textkit: Succeeded")
@@ -144,3 +146,19 @@ def test_simulate_of_a_missing_file_exits_2_and_names_it(tmp_path: Path) -> None
     assert "no such file or folder" in result.stderr
     assert result.stdout == ""
     assert "Traceback" not in result.stderr
+
+
+def test_simulate_exits_1_naming_what_a_batch_that_cannot_run_waits_for(tmp_path: Path) -> None:
+    for manifest in QUICKSTART.glob("*.yaml"):
+        (tmp_path / manifest.name).write_text(manifest.read_text(encoding="utf-8"))
+    project = tmp_path / "project.yaml"
+    project.write_text(
+        project.read_text(encoding="utf-8").replace(
+            "defaultWorkflowRef:\n    name: develop-then-qa", "defaultWorkflowRef:\n    name: nope"
+        )
+    )
+
+    result = agentfleet("simulate", "-f", tmp_path, cwd=tmp_path)
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "textkit: Pending: WorkflowNotFound: workflow 'nope' not found" in result.stdout
