@@ -326,8 +326,7 @@ def _clock(seconds: float | None) -> str:
 def render_simulation(console: Console, reports: Sequence[SimulationReport]) -> None:
     for rep in reports:
         table = Table(
-            title=f"{rep.batch}: {rep.strategy}, parallelLimit {rep.parallel_limit}, "
-            "simulated time"
+            title=f"{rep.batch}: {rep.strategy}, parallelLimit {rep.parallel_limit}, simulated time"
         )
         table.add_column("ticket", no_wrap=True)
         for column in ("phase", "start", "end"):
