@@ -16,7 +16,12 @@ from ..models.workflow import Workflow
 
 @dataclass(frozen=True)
 class Snapshot:
-    """The world as one driver observed it at `now`. The core never looks anywhere else."""
+    """The world as one driver observed it at `now`. The core never looks anywhere else.
+
+    Treat every object in it as immutable: a driver replaces an object that changed. The
+    core remembers what it read of each task model by identity, which is what keeps a call
+    on a 10,000-task batch under 100 ms.
+    """
 
     now: datetime
     batches: Sequence[TicketBatch] = ()

@@ -54,7 +54,7 @@ class NetworkIsolation(CamelModel):
 
 class ResourceLimits(CamelModel):
     memory_mb: PositiveInt | None = None
-    cpu_cores: PositiveFloat | None = None
+    cpu_cores: PositiveFloat | None = Field(default=None, allow_inf_nan=False)
     disk_mb: PositiveInt | None = None
 
 

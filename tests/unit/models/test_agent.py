@@ -159,6 +159,16 @@ def test_fractional_cpu_cores_are_accepted():
     assert limits.cpu_cores == 0.25
 
 
+@pytest.mark.parametrize("value", [float("inf"), float("nan")])
+def test_infinite_or_nan_cpu_cores_are_refused(value: float) -> None:
+    doc = agent(environmentRequirements={"resourceLimits": {"cpuCores": value}})
+    with pytest.raises(ValidationError) as info:
+        AgentConfig.model_validate(doc)
+    assert ("spec", "environmentRequirements", "resourceLimits", "cpuCores") in error_locs(
+        info.value
+    )
+
+
 def test_fractional_memory_is_refused():
     doc = agent(environmentRequirements={"resourceLimits": {"memoryMb": 512.5}})
     with pytest.raises(ValidationError):
