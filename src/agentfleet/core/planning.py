@@ -23,11 +23,6 @@ def title_of(raw: str) -> str:
     return line if len(line) <= TITLE_LENGTH else line[: TITLE_LENGTH - 1].rstrip() + "…"
 
 
-def planned_task_names(batch: TicketBatch, refined: Sequence[RefinedTicket] | None) -> list[str]:
-    ids = [t.id for t in refined] if refined is not None else [t.id for t in batch.spec.tickets]
-    return [cached_task_name(batch.name, i) for i in ids]
-
-
 def _task(
     batch: TicketBatch,
     order: int,

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from ..models.batch import ExecutionStrategy
 from ..models.meta import Priority
 from ..models.task import AgentTask, TaskPhase
-from .dag import critical_path_lengths, topological_order
+from .dag import CycleError, critical_path_lengths, topological_order
 from .schedule import Candidate, TaskInfo, admit, fill_slots, ordering_key
 from .taskflow import TaskFlow, agent_candidates
 from .world import HOLDS_RUNS
@@ -29,7 +29,9 @@ Shape = tuple[tuple[str, tuple[str, ...], int, Priority, int], ...]
 
 
 @lru_cache(maxsize=32)
-def _analyse(shape: Shape) -> tuple[list[str], dict[str, list[str]], dict[str, TaskInfo]]:
+def _analyse(
+    shape: Shape,
+) -> tuple[list[str], dict[str, list[str]], set[str], dict[str, TaskInfo]]:
     """Order, graph and scheduling keys of a batch's tasks.
 
     Memoised on what they derive from (names, dependencies, complexity, priority, order):
@@ -38,13 +40,15 @@ def _analyse(shape: Shape) -> tuple[list[str], dict[str, list[str]], dict[str, T
     """
     names = {entry[0] for entry in shape}
     graph = {name: [d for d in deps if d in names] for name, deps, *_ in shape}
+    # A dependency not (yet) in the snapshot is never satisfied: its task may still come.
+    missing = {name for name, deps, *_ in shape if any(d not in names for d in deps)}
     weights = {name: float(weight) for name, _deps, weight, *_ in shape}
     critical = critical_path_lengths(graph, weights)
     infos = {
         name: TaskInfo(name, priority.rank, order, critical[name])
         for name, _deps, _weight, priority, order in shape
     }
-    return topological_order(graph), graph, infos
+    return topological_order(graph), graph, missing, infos
 
 
 def flow_factory(
@@ -86,7 +90,11 @@ def process_tasks(reconciler: BatchReconciler, refs: Refs) -> None:
     rows = reconciler.world.rows_by_batch.get(reconciler.batch.name, [])
     by_name = {row.name: row.task for row in rows}
     reconciler.ensure_tasks(by_name)
-    order, graph, infos = _analyse(tuple(row.shape for row in rows))
+    try:
+        order, graph, missing, infos = _analyse(tuple(row.shape for row in rows))
+    except CycleError as exc:
+        reconciler.abort_all("DependencyCycle", f"tasks form a {exc}; fix their dependencies")
+        return
     waves = reconciler.spec.strategy is ExecutionStrategy.PARALLEL_BATCH
     flows: dict[str, TaskFlow] = {}
     flow_of = flow_factory(reconciler, refs, flows)
@@ -102,7 +110,7 @@ def process_tasks(reconciler: BatchReconciler, refs: Refs) -> None:
         """
         if abort:
             return
-        satisfied = True
+        satisfied = name not in missing
         for dep in graph[name]:
             dep_phase = phases[dep]
             if dep_phase in _FAILED_DEPENDENCY:

@@ -32,6 +32,7 @@ from .taskflow import TaskFlow, agent_candidates
 from .world import World, task_phase
 
 BATCH = "TicketBatch"
+TASK = "AgentTask"
 _COUNT_FIELD = {
     TaskPhase.PENDING: "pending",
     TaskPhase.RUNNING: "running",
@@ -132,6 +133,21 @@ class BatchReconciler:
         if self.phase.terminal and not self._reopened():
             if requested is not None:
                 self.ctx.actions.append(ClearAnnotation(BATCH, self.batch.name, ACTION_ANNOTATION))
+            for task in self.tasks:
+                raw = task.metadata.annotations.get(ACTION_ANNOTATION)
+                if raw is not None:
+                    self.ctx.actions.append(ClearAnnotation(TASK, task.name, ACTION_ANNOTATION))
+                    self.ctx.actions.append(
+                        RecordEvent(
+                            TASK,
+                            task.name,
+                            "Warning",
+                            "ActionIgnored",
+                            f"{ACTION_ANNOTATION}={raw!r} does not apply: batch "
+                            f"{self.batch.name} is {self.phase} and only a retry of a Failed, "
+                            "Aborted or Escalated task reopens it",
+                        )
+                    )
             self._cancel_leftovers()
             self._emit_status()
             return
@@ -323,14 +339,15 @@ class BatchReconciler:
         """Runs still alive in a finished batch (a cancel lost in a crash) are cancelled again."""
         for run in self.world.snapshot.runs:
             if run.batch == self.batch.name and not run.phase.finished:
-                owner = next((t for t in self.tasks if t.name == run.task), None)
-                if owner is None or task_phase(owner).terminal or self.phase.terminal:
-                    self.ctx.cancel(run.name, "BatchFinished", "batch is finished")
+                self.ctx.cancel(run.name, "BatchFinished", "batch is finished")
 
     # --- status ----------------------------------------------------------------------------
 
     def summarise(self, phases: Mapping[str, TaskPhase]) -> None:
-        wanted = [e.task for e in self.status.tickets if e.task] or list(phases)
+        planned = [e.task for e in self.status.tickets if e.task]
+        known = set(planned)
+        # A task made by hand that names this batch is part of it, counted like the others.
+        wanted = planned + [name for name in phases if name not in known]
         tally = Counter(phases.values())
         missing = (
             sum(1 for name in wanted if name not in phases) if len(phases) < len(wanted) else 0
@@ -345,7 +362,7 @@ class BatchReconciler:
             - counts.pending
             - counts.running
             - counts.awaiting_approval
-            - (counts.escalated)
+            - counts.escalated
         )
         self.status.progress = f"{finished}/{len(wanted)}"
         entries = self.status.tickets

@@ -9,7 +9,7 @@ from ..models.batch import BatchPhase
 from ..models.meta import AgentType
 from ..models.run import Attempt, AttemptPhase, RefinedTicket, RunKind, RunPhase
 from .actions import RunRequest, StartRun
-from .naming import refinement_run_name
+from .naming import REFINE_STAGE, refinement_run_name
 from .planning import check_refined
 
 if TYPE_CHECKING:
@@ -111,7 +111,7 @@ def request_refinement(reconciler: BatchReconciler, attempt: Attempt) -> None:
                 kind=RunKind.REFINEMENT,
                 batch=reconciler.batch.name,
                 task=None,
-                stage="refine",
+                stage=REFINE_STAGE,
                 attempt=attempt.attempt,
                 agent=attempt.agent,
                 project=reconciler.spec.project_ref.name,

@@ -242,20 +242,23 @@ class TaskFlow:
         """Fold finished or overdue runs into their attempts; re-request runs not yet seen."""
         for stage, attempt in self.in_flight():
             run = self.ctx.runs_by_name.get(attempt.run_name)
-            if run is None:
-                self._request(stage.name, attempt)
-                continue
-            if run.phase.finished:
+            if run is not None and (run.task != self.name or run.stage != stage.name):
+                run = None  # another task's run by the same name: never take its result
+            if run is not None and run.phase.finished:
                 self._finish(stage, attempt, run)
                 continue
             agent = self.ctx.agents.get(attempt.agent)
             timeout = stage_timeout(self.stage_spec(stage.name), agent)
-            started = run.start_time or attempt.start_time or self.ctx.now
+            started = (run.start_time if run else None) or attempt.start_time or self.ctx.now
             if timeout is not None and self.ctx.now >= started + timedelta(seconds=timeout):
-                self.ctx.cancel(run.name, "DeadlineExceeded", f"stage timeout of {timeout}s")
+                self.ctx.cancel(
+                    attempt.run_name, "DeadlineExceeded", f"stage timeout of {timeout}s"
+                )
                 self._fail_attempt(
                     stage, attempt, "DeadlineExceeded", f"ran past the stage timeout of {timeout}s"
                 )
+            elif run is None:
+                self._request(stage.name, attempt)
 
     def _finish(self, stage: StageStatus, attempt: Attempt, run: ObservedRun) -> None:
         result = run.result
@@ -354,7 +357,8 @@ class TaskFlow:
                 ):
                     stage.phase = StagePhase.PENDING
                     stage.retry_from = len(stage.attempts)
-            self.set_phase(TaskPhase.RUNNING, "Retried", "retried by a human")
+            self.status.wave = None
+            self.set_phase(TaskPhase.PENDING, "Retried", "retried by a human; waits for a slot")
         else:
             raw = self.task.metadata.annotations[ACTION_ANNOTATION]
             self.ctx.event(
@@ -384,7 +388,9 @@ class TaskFlow:
             return candidates[0] if candidates else None
         if self.flow_spec.failure_strategy is FailureStrategy.RETRY_WITH_DIFFERENT_AGENT:
             return next((c for c in candidates if c not in tried), None)
-        return tried[-1]
+        if tried[-1] in candidates:
+            return tried[-1]
+        return candidates[0] if candidates else None
 
     def max_retries(self, stage: StageStatus) -> int:
         spec = self.flow_spec
@@ -502,13 +508,14 @@ class TaskFlow:
         self.status.observed_generation = self.task.metadata.generation
         if self.phase.terminal or self.phase == TaskPhase.ESCALATED:
             return
-        if not self.started:
-            self._summary("Pending", "waiting for its dependencies and a free slot")
+        running = [s.name for s in stages if s.phase == StagePhase.RUNNING]
+        if self.phase == TaskPhase.PENDING and not running:
+            if not self.started:
+                self._summary("Pending", "waiting for its dependencies and a free slot")
             return
         if done == len(stages):
             self.set_phase(TaskPhase.SUCCEEDED, "Succeeded", "every stage succeeded")
-        elif any(s.phase == StagePhase.RUNNING for s in stages) or self.startable_stages():
-            running = [s.name for s in stages if s.phase == StagePhase.RUNNING]
+        elif running or self.startable_stages():
             self.set_phase(
                 TaskPhase.RUNNING,
                 "Running",

@@ -34,16 +34,15 @@ class Row(NamedTuple):
 
 
 ROWS: dict[int, Row] = {}
-ROWS_LIMIT = 250_000
 
 
 def read_row(task: AgentTask) -> Row:
-    """Read a task model once and remember it by identity.
+    """Read what `decide()` needs of a task model.
 
-    A snapshot's objects are never changed in place (drivers replace an object that
-    changed), so the same object always reads the same. Reading pydantic models is what a
-    10,000-task call spends most on; the memo keeps each object alive while remembered, so
-    its id cannot be reused by another.
+    `World` remembers rows by object identity from one call to the next: a snapshot's
+    objects are never changed in place (drivers replace an object that changed), so the
+    same object always reads the same, and reading pydantic models is what a 10,000-task
+    call spends most on. The memo holds the objects alive, so an id cannot be reused.
     """
     meta, spec, status = task.metadata, task.spec, task.status
     ref = spec.batch_ref
@@ -56,9 +55,6 @@ def read_row(task: AgentTask) -> Row:
         (meta.name, tuple(spec.dependencies), spec.complexity or 1, spec.priority, spec.order),
         status is None or bool(annotations and ACTION_ANNOTATION in annotations),
     )
-    if len(ROWS) >= ROWS_LIMIT:
-        ROWS.clear()
-    ROWS[id(task)] = row
     return row
 
 
@@ -90,10 +86,12 @@ class World:
         self.tasks_by_batch: dict[str, list[AgentTask]] = defaultdict(list)
         self.rows_by_batch: dict[str, list[Row]] = defaultdict(list)
         self.task_batch: dict[str, str | None] = {}
+        seen: dict[int, Row] = {}
         for task in snapshot.tasks:
             row = ROWS.get(id(task))
             if row is None or row.task is not task:
                 row = read_row(task)
+            seen[id(task)] = row
             batch = row.batch
             self.task_batch[row.name] = batch
             if batch is not None:
@@ -101,6 +99,9 @@ class World:
                 self.rows_by_batch[batch].append(row)
             if row.phase in HOLDS_RUNS and task.status is not None:
                 self._recorded_runs([stage.attempts for stage in task.status.stages], batch)
+        # Remember this snapshot's objects only: memory stays bounded by one snapshot.
+        ROWS.clear()
+        ROWS.update(seen)
         for batch_obj in snapshot.batches:
             if batch_obj.status and batch_obj.status.refinement_attempts:
                 self._recorded_runs([batch_obj.status.refinement_attempts], batch_obj.metadata.name)
