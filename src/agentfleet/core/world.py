@@ -33,7 +33,8 @@ class Row(NamedTuple):
     flagged: bool  # no status yet, or a human's action annotation waits
 
 
-ROWS: dict[int, Row] = {}
+_memo: dict[str, dict[int, Row]] = {"rows": {}}
+"""The rows of the last snapshot `World` saw, by object identity."""
 
 
 def read_row(task: AgentTask) -> Row:
@@ -87,8 +88,9 @@ class World:
         self.rows_by_batch: dict[str, list[Row]] = defaultdict(list)
         self.task_batch: dict[str, str | None] = {}
         seen: dict[int, Row] = {}
+        remembered = _memo["rows"]
         for task in snapshot.tasks:
-            row = ROWS.get(id(task))
+            row = remembered.get(id(task))
             if row is None or row.task is not task:
                 row = read_row(task)
             seen[id(task)] = row
@@ -100,8 +102,7 @@ class World:
             if row.phase in HOLDS_RUNS and task.status is not None:
                 self._recorded_runs([stage.attempts for stage in task.status.stages], batch)
         # Remember this snapshot's objects only: memory stays bounded by one snapshot.
-        ROWS.clear()
-        ROWS.update(seen)
+        _memo["rows"] = seen
         for batch_obj in snapshot.batches:
             if batch_obj.status and batch_obj.status.refinement_attempts:
                 self._recorded_runs([batch_obj.status.refinement_attempts], batch_obj.metadata.name)
