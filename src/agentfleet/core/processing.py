@@ -87,7 +87,7 @@ def process_tasks(reconciler: BatchReconciler, refs: Refs) -> None:
     Most tasks of a large batch are settled or waiting; they cost a dictionary lookup and
     a look at their dependencies. Only tasks with something to observe get a TaskFlow.
     """
-    rows = reconciler.world.rows_by_batch.get(reconciler.batch.name, [])
+    rows = reconciler.rows
     by_name = {row.name: row.task for row in rows}
     reconciler.ensure_tasks(by_name)
     try:

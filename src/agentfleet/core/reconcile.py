@@ -90,7 +90,8 @@ class BatchReconciler:
         )
         if self.status.phase is None:
             self.status.phase = BatchPhase.PENDING
-        self.tasks = world.tasks_by_batch.get(batch.name, [])
+        self.rows = world.rows_by_batch.get(batch.name, [])
+        self.tasks = [row.task for row in self.rows]
         self.planned_now = False
 
     @property

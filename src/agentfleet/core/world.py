@@ -84,21 +84,22 @@ class World:
             runs_by_name=runs_by_name,
             runs_by_task=runs_by_task,
         )
-        self.tasks_by_batch: dict[str, list[AgentTask]] = defaultdict(list)
         self.rows_by_batch: dict[str, list[Row]] = defaultdict(list)
         self.task_batch: dict[str, str | None] = {}
         seen: dict[int, Row] = {}
         remembered = _memo["rows"]
+        task_batch = self.task_batch
+        rows_by_batch = self.rows_by_batch
         for task in snapshot.tasks:
-            row = remembered.get(id(task))
+            key = id(task)
+            row = remembered.get(key)
             if row is None or row.task is not task:
                 row = read_row(task)
-            seen[id(task)] = row
+            seen[key] = row
             batch = row.batch
-            self.task_batch[row.name] = batch
+            task_batch[row.name] = batch
             if batch is not None:
-                self.tasks_by_batch[batch].append(task)
-                self.rows_by_batch[batch].append(row)
+                rows_by_batch[batch].append(row)
             if row.phase in HOLDS_RUNS and task.status is not None:
                 self._recorded_runs([stage.attempts for stage in task.status.stages], batch)
         # Remember this snapshot's objects only: memory stays bounded by one snapshot.
