@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +18,12 @@ from .models import manifests as m
 ROOT = Path(__file__).resolve().parents[2]
 CRD_DIR = ROOT / "crds"
 QUICKSTART = ROOT / "examples" / "quickstart"
-AGENTFLEET = Path(sys.executable).with_name("agentfleet")
+_BESIDE_PYTHON = Path(sys.executable).with_name("agentfleet")
+AGENTFLEET = (
+    _BESIDE_PYTHON
+    if _BESIDE_PYTHON.is_file()
+    else Path(shutil.which("agentfleet") or _BESIDE_PYTHON)
+)
 EXIT_BAD_INPUT = 2
 
 
