@@ -10,7 +10,7 @@ from ..models.meta import ObjectMeta, ObjectRef
 from ..models.run import RefinedTicket
 from ..models.task import AgentTask, AgentTaskSpec
 from .dag import find_cycle
-from .naming import branch_name, task_name
+from .naming import branch_name, run_name, task_name
 
 TITLE_LENGTH = 80
 
@@ -121,3 +121,23 @@ def tasks_from_refined(batch: TicketBatch, refined: Sequence[RefinedTicket]) -> 
             )
         )
     return tasks
+
+
+def run_name_clash(tasks: Sequence[AgentTask], stages: Sequence[str]) -> str | None:
+    """Why two (task, stage) pairs would share run names, or None.
+
+    `<task>-<stage>-<attempt>` is ambiguous when names contain '-': ticket `x` with stage
+    `qa-review` and ticket `x-qa` with stage `review` both give `...-x-qa-review-1`.
+    """
+    seen: dict[str, tuple[str, str]] = {}
+    for task in tasks:
+        for stage in stages:
+            name = run_name(task.name, stage, 1)
+            if name in seen:
+                other_ticket, other_stage = seen[name]
+                return (
+                    f"ticket {other_ticket} stage {other_stage} and ticket {task.spec.ticket_id} "
+                    f"stage {stage} would share the run name {name}; rename a ticket or a stage"
+                )
+            seen[name] = (task.spec.ticket_id or task.name, stage)
+    return None

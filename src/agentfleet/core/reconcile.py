@@ -24,7 +24,7 @@ from ..models.task import ACTION_ANNOTATION, AgentTask, HumanAction, TaskPhase
 from ..models.workflow import Workflow
 from .actions import Action, ClearAnnotation, CreateTask, RecordEvent, SetStatus
 from .conditions import set_condition
-from .planning import tasks_from_refined, tasks_from_tickets
+from .planning import run_name_clash, tasks_from_refined, tasks_from_tickets
 from .processing import process_tasks
 from .refinement import refine, refined_tickets, refinement_agent
 from .snapshot import Snapshot
@@ -93,6 +93,7 @@ class BatchReconciler:
         self.rows = world.rows_by_batch.get(batch.name, [])
         self.tasks = [row.task for row in self.rows]
         self.planned_now = False
+        self.refs: Refs | None = None
 
     @property
     def phase(self) -> BatchPhase:
@@ -164,7 +165,7 @@ class BatchReconciler:
             self.abort_all("Aborted", "aborted by a human")
             self._emit_status()
             return
-        refs = self._resolve()
+        refs = self.refs = self._resolve()
         if refs is None:
             self._emit_status()
             return
@@ -258,6 +259,11 @@ class BatchReconciler:
         tasks = (
             tasks_from_refined(self.batch, refined) if refined else tasks_from_tickets(self.batch)
         )
+        if self.refs is not None:
+            clash = run_name_clash(tasks, [s.name for s in self.refs.workflow.spec.stages])
+            if clash:
+                self.set_phase(BatchPhase.FAILED, "RunNameConflict", clash)
+                return
         for task in tasks:
             owner = self.world.task_batch.get(task.name, self.batch.name)
             if owner != self.batch.name:

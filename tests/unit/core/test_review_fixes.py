@@ -140,3 +140,22 @@ def test_a_task_action_that_cannot_reopen_a_finished_batch_is_cleared_with_a_war
     assert [(w.name, w.type) for w in warnings] == [(task("b"), "Warning")]
     assert batch_phase(sim) == "Failed"
     assert ACTION_ANNOTATION not in sim.tasks[task("b")].metadata.annotations
+
+
+def test_a_batch_whose_tickets_and_stages_would_share_run_names_is_refused() -> None:
+    sim = simulation(
+        fleet([ticket("x"), ticket("x-qa")], stages=[stage("qa-review"), stage("review")]),
+        duration=10.0,
+    )
+
+    sim.settle()
+
+    assert batch_phase(sim) == "Failed"
+    assert batch_reason(sim) == "RunNameConflict"
+    status = sim.batches["b1"].status
+    assert status is not None
+    condition = status.condition("Succeeded")
+    assert condition is not None
+    assert "ticket x stage qa-review and ticket x-qa stage review" in condition.message
+    assert sim.tasks == {}
+    assert sim.runs == {}
