@@ -14,7 +14,7 @@ from typing import Any
 from agentfleet.core.actions import Action, RunRequest
 from agentfleet.core.naming import run_name, task_name
 from agentfleet.models import KINDS
-from agentfleet.models.meta import Resource
+from agentfleet.models.meta import Condition, Resource
 from agentfleet.models.run import AttemptPhase, RunPhase, RunResult
 from agentfleet.simulate import EPOCH, Simulation
 
@@ -148,12 +148,17 @@ def batch_phase(sim: Simulation, name: str = "b1") -> str:
     return str(status.phase) if status is not None and status.phase else "Pending"
 
 
-def batch_reason(sim: Simulation, name: str = "b1") -> str:
+def batch_summary(sim: Simulation, name: str = "b1") -> Condition:
+    """The batch's `Succeeded` condition: its reason and message say why it is where it is."""
     status = sim.batches[name].status
     assert status is not None
     condition = status.condition("Succeeded")
     assert condition is not None
-    return condition.reason
+    return condition
+
+
+def batch_reason(sim: Simulation, name: str = "b1") -> str:
+    return batch_summary(sim, name).reason
 
 
 def runs_of(sim: Simulation, task_name_: str, stage_name: str | None = None) -> list[str]:
