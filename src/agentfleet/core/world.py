@@ -48,7 +48,7 @@ def read_row(task: AgentTask) -> Row:
     meta, spec, status = task.metadata, task.spec, task.status
     ref = spec.batch_ref
     annotations = meta.annotations
-    row = Row(
+    return Row(
         meta.name,
         task,
         ref.name if ref is not None else None,
@@ -56,7 +56,6 @@ def read_row(task: AgentTask) -> Row:
         (meta.name, tuple(spec.dependencies), spec.complexity or 1, spec.priority, spec.order),
         status is None or bool(annotations and ACTION_ANNOTATION in annotations),
     )
-    return row
 
 
 class World:
