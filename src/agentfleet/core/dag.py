@@ -71,7 +71,9 @@ def topological_order(graph: Mapping[str, Iterable[str]]) -> list[str]:
 
 
 def critical_path_lengths(
-    graph: Mapping[str, Iterable[str]], weights: Mapping[str, float]
+    graph: Mapping[str, Iterable[str]],
+    weights: Mapping[str, float],
+    order: list[str] | None = None,
 ) -> dict[str, float]:
     """For each node, the heaviest chain from it through its dependents, itself included.
 
@@ -79,7 +81,8 @@ def critical_path_lengths(
     scheduler runs the node with the longest such chain first.
     """
     graph = {node: list(deps) for node, deps in graph.items()}
-    order = topological_order(graph)
+    if order is None:
+        order = topological_order(graph)
     dependents: dict[str, list[str]] = {node: [] for node in order}
     for node in order:
         for dep in graph[node]:
@@ -90,21 +93,3 @@ def critical_path_lengths(
         tail = max((length[child] for child in dependents[node]), default=0.0)
         length[node] = weights.get(node, 1.0) + tail
     return length
-
-
-def transitive_dependents(graph: Mapping[str, Iterable[str]], roots: Iterable[str]) -> set[str]:
-    """Every node that depends, directly or not, on one of `roots` (roots excluded)."""
-    root_set = set(roots)
-    dependents: dict[str, list[str]] = {}
-    for node, deps in graph.items():
-        for dep in deps:
-            dependents.setdefault(dep, []).append(node)
-    seen: set[str] = set()
-    stack = list(root_set)
-    while stack:
-        node = stack.pop()
-        for child in dependents.get(node, ()):
-            if child not in seen:
-                seen.add(child)
-                stack.append(child)
-    return seen - root_set

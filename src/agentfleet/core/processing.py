@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from ..models.batch import ExecutionStrategy
 from ..models.meta import Priority
-from ..models.task import AgentTask, TaskPhase
+from ..models.task import FAILS_DEPENDENTS, SATISFIES_DEPENDENTS, AgentTask, TaskPhase
 from .dag import CycleError, critical_path_lengths, topological_order
 from .schedule import Candidate, TaskInfo, admit, fill_slots, ordering_key
 from .taskflow import TaskFlow, agent_candidates
@@ -18,8 +18,6 @@ from .world import HOLDS_RUNS
 if TYPE_CHECKING:
     from .reconcile import BatchReconciler, Refs
 
-_FAILED_DEPENDENCY = frozenset({TaskPhase.FAILED, TaskPhase.DEPENDENCY_FAILED, TaskPhase.ABORTED})
-_SATISFYING = frozenset({TaskPhase.SUCCEEDED, TaskPhase.SKIPPED})
 _SETTLED = frozenset({TaskPhase.SUCCEEDED, TaskPhase.FAILED, TaskPhase.SKIPPED, TaskPhase.ABORTED})
 """Phases nothing but a human or a live run can move; DependencyFailed can be revived."""
 _BUSY = frozenset({TaskPhase.RUNNING, TaskPhase.AWAITING_APPROVAL, TaskPhase.ESCALATED})
@@ -43,12 +41,13 @@ def _analyse(
     # A dependency not (yet) in the snapshot is never satisfied: its task may still come.
     missing = {name for name, deps, *_ in shape if any(d not in names for d in deps)}
     weights = {name: float(weight) for name, _deps, weight, *_ in shape}
-    critical = critical_path_lengths(graph, weights)
+    order = topological_order(graph)
+    critical = critical_path_lengths(graph, weights, order)
     infos = {
         name: TaskInfo(name, priority.rank, order, critical[name])
         for name, _deps, _weight, priority, order in shape
     }
-    return topological_order(graph), graph, missing, infos
+    return order, graph, missing, infos
 
 
 def flow_factory(
@@ -113,7 +112,7 @@ def process_tasks(reconciler: BatchReconciler, refs: Refs) -> None:
         satisfied = name not in missing
         for dep in graph[name]:
             dep_phase = phases[dep]
-            if dep_phase in _FAILED_DEPENDENCY:
+            if dep_phase in FAILS_DEPENDENTS:
                 flow = flow_of(task)
                 flow.set_phase(
                     TaskPhase.DEPENDENCY_FAILED,
@@ -122,7 +121,7 @@ def process_tasks(reconciler: BatchReconciler, refs: Refs) -> None:
                 )
                 phases[name] = flow.phase
                 return
-            if dep_phase not in _SATISFYING:
+            if dep_phase not in SATISFIES_DEPENDENTS:
                 satisfied = False
         if satisfied:
             info = infos[name]
@@ -144,7 +143,7 @@ def process_tasks(reconciler: BatchReconciler, refs: Refs) -> None:
         if name not in special and phase not in _BUSY:
             if phase == TaskPhase.PENDING:
                 gate(task, name)
-            elif not any(phases[d] in _FAILED_DEPENDENCY for d in graph[name]):
+            elif not any(phases[d] in FAILS_DEPENDENTS for d in graph[name]):
                 flow = flow_of(task)
                 flow.set_phase(TaskPhase.PENDING, "DependencyRetried", "dependencies retried")
                 phases[name] = flow.phase

@@ -71,9 +71,11 @@ class TaskPhase(StrEnum):
     @property
     def satisfies_dependents(self) -> bool:
         """A skipped task lets its dependents go: a human chose to move on without it."""
-        return self in (TaskPhase.SUCCEEDED, TaskPhase.SKIPPED)
+        return self in SATISFIES_DEPENDENTS
 
 
+SATISFIES_DEPENDENTS = frozenset({TaskPhase.SUCCEEDED, TaskPhase.SKIPPED})
+FAILS_DEPENDENTS = frozenset({TaskPhase.FAILED, TaskPhase.DEPENDENCY_FAILED, TaskPhase.ABORTED})
 _TERMINAL_TASK = frozenset(
     {
         TaskPhase.SUCCEEDED,

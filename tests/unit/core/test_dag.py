@@ -1,4 +1,4 @@
-"""Dependency graphs: cycles, topological order, critical paths, transitive dependents.
+"""Dependency graphs: cycles, topological order, critical paths.
 
 A graph maps each node to the nodes it depends on.
 """
@@ -16,7 +16,6 @@ from agentfleet.core.dag import (
     critical_path_lengths,
     find_cycle,
     topological_order,
-    transitive_dependents,
 )
 
 CHAIN_LENGTH = 5_000
@@ -175,49 +174,6 @@ def test_critical_path_accepts_one_shot_iterables_of_dependencies():
     assert critical_path_lengths(graph, {}) == {"a": 2.0, "b": 1.0}
 
 
-# transitive_dependents
-
-
-def test_transitive_dependents_follows_dependents_to_the_end():
-    graph = {"a": [], "b": ["a"], "c": ["b"], "d": ["c"], "x": []}
-    assert transitive_dependents(graph, ["b"]) == {"c", "d"}
-    assert transitive_dependents(graph, ["a"]) == {"b", "c", "d"}
-
-
-def test_transitive_dependents_of_a_leaf_are_none():
-    assert transitive_dependents({"a": [], "b": ["a"]}, ["b"]) == set()
-
-
-def test_transitive_dependents_exclude_the_roots_even_when_they_depend_on_each_other():
-    graph = {"a": [], "b": ["a"], "c": ["b"]}
-    assert transitive_dependents(graph, ["a", "b"]) == {"c"}
-
-
-def test_transitive_dependents_of_a_diamond_are_counted_once():
-    graph = {"a": [], "b": ["a"], "c": ["a"], "d": ["b", "c"]}
-    assert transitive_dependents(graph, ["a"]) == {"b", "c", "d"}
-
-
-def test_transitive_dependents_of_an_unknown_root_are_none():
-    assert transitive_dependents({"a": []}, ["ghost"]) == set()
-
-
-def test_transitive_dependents_terminate_on_a_cycle():
-    assert transitive_dependents({"a": ["b"], "b": ["a"], "c": ["a"]}, ["a"]) == {"b", "c"}
-
-
-def test_transitive_dependents_exclude_roots_given_as_a_generator():
-    # `roots` is an Iterable: `list(roots)` consumes a generator, so `seen - set(roots)`
-    # then subtracts nothing and a root that depends on another root is reported.
-    graph = {"a": [], "b": ["a"], "c": ["b"]}
-    assert transitive_dependents(graph, (r for r in ["a", "b"])) == {"c"}
-
-
-def test_transitive_dependents_of_a_long_chain():
-    graph = chain(CHAIN_LENGTH)
-    assert len(transitive_dependents(graph, [f"n{CHAIN_LENGTH - 1}"])) == CHAIN_LENGTH - 1
-
-
 # Properties over random graphs
 
 
@@ -249,15 +205,6 @@ def graphs(draw) -> dict[str, list[str]]:
     n = draw(st.integers(min_value=1, max_value=12))
     names = [f"t{i}" for i in range(n)]
     return {name: draw(st.lists(st.sampled_from(names), unique=True)) for name in names}
-
-
-def reachable_dependents(graph: dict[str, list[str]], root: str) -> set[str]:
-    found: set[str] = set()
-    frontier = {root}
-    while frontier:
-        frontier = {n for n, deps in graph.items() if set(deps) & frontier} - found
-        found |= frontier
-    return found
 
 
 @given(dags())
@@ -301,15 +248,6 @@ def test_property_critical_path_is_weight_plus_longest_dependent_path(dag):
     for node in graph:
         dependents = [n for n, deps in graph.items() if node in deps]
         assert length[node] == weights[node] + max((length[d] for d in dependents), default=0.0)
-
-
-@given(dags(), st.data())
-def test_property_transitive_dependents_are_exactly_the_reachable_dependents(dag, data):
-    graph, _ = dag
-    if not graph:
-        return
-    root = data.draw(st.sampled_from(sorted(graph)))
-    assert transitive_dependents(graph, [root]) == reachable_dependents(graph, root)
 
 
 @given(graphs())
