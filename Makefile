@@ -1,5 +1,5 @@
 # Two entry points, each making the virtual environment it needs:
-#   make demo   schedule the quickstart batch with the real engine (and regenerate the CRDs)
+#   make demo   run the quickstart batch: scripted agents in git worktrees of a sample repository
 #   make test   lint, type-check and run the whole test suite
 
 PYTHON ?= python3
@@ -16,9 +16,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
+DEMO_REPO ?= build/quickstart-repo
+
 demo: $(STAMP)
-	$(BIN)/agentfleet crds --output crds
-	$(BIN)/agentfleet simulate -f examples/quickstart
+	$(BIN)/python examples/quickstart/make_sample_repo.py --force $(DEMO_REPO)
+	$(BIN)/agentfleet run -f examples/quickstart --repo $(DEMO_REPO)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
@@ -36,6 +38,8 @@ crds: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/schedule.py
+	$(BIN)/python bench/worktrees.py
+	$(BIN)/python bench/runner_overhead.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
-from .models.loader import ManifestError
+from .models import KINDS
+from .models.loader import LoadedResource, ManifestError
+
+if TYPE_CHECKING:
+    from .local.workspace import Workspace
 
 app = typer.Typer(
     name="agentfleet",
@@ -16,7 +21,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-console = Console()
+# Piped or in CI, rich would squeeze tables into 80 columns; a log line may be long instead.
+console = Console(width=None if sys.stdout.isatty() else 200)
 err_console = Console(stderr=True, soft_wrap=True, highlight=False)
 
 EXIT_BAD_INPUT = 2
@@ -57,6 +63,314 @@ def simulate(
     render_simulation(console, reports)
     if any(r.phase != "Succeeded" for r in reports):
         raise typer.Exit(1)
+
+
+RepoOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--repo", help="The git repository (default: the one holding the current folder)."
+    ),
+]
+StateDirOption = Annotated[
+    Path | None,
+    typer.Option("--state-dir", help="Where the store lives (default: <repo>/.agentfleet)."),
+]
+OutputOption = Annotated[
+    str | None, typer.Option("--output", "-o", help="yaml or json instead of a table.")
+]
+FilesOption = Annotated[
+    list[Path], typer.Option("--file", "-f", help="Manifest file or folder (repeatable).")
+]
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    err_console.print(f"[red]error[/red]: {message}")
+    return typer.Exit(code)
+
+
+def _workspace(repo: Path | None, state_dir: Path | None) -> Workspace:
+    from .local.repository import RepositoryError
+    from .local.workspace import resolve_workspace
+
+    try:
+        return resolve_workspace(repo, state_dir)
+    except RepositoryError as exc:
+        raise _fail(f"--repo: {exc}", EXIT_BAD_INPUT) from exc
+
+
+def _kind(word: str) -> str:
+    from .local.views import KIND_CHOICES, resolve_kind
+
+    kind = resolve_kind(word)
+    if kind is None:
+        raise _fail(f"unknown kind {word!r}; expected one of {KIND_CHOICES}", EXIT_BAD_INPUT)
+    return kind
+
+
+def _load_checked(files: list[Path], ws: Workspace) -> list[LoadedResource]:
+    """Manifests parsed and their references checked, before anything is written."""
+    from .local.preflight import check_references
+    from .models.loader import load_manifests
+
+    try:
+        loaded = load_manifests(files)
+        stored: list[Any] = []
+        if ws.has_store:
+            store = ws.open_store()
+            try:
+                for kind in KINDS:
+                    stored.extend(store.list(kind))
+            finally:
+                store.close()
+        check_references(loaded, stored, ws.repo)
+    except ManifestError as exc:
+        for issue in exc.issues:
+            err_console.print(f"[red]error[/red]: {issue}")
+        raise typer.Exit(EXIT_BAD_INPUT) from exc
+    return loaded
+
+
+@app.command()
+def apply(files: FilesOption, repo: RepoOption = None, state_dir: StateDirOption = None) -> None:
+    """Create or update the resources in FILES in the local store (status is kept)."""
+    from datetime import UTC, datetime
+
+    ws = _workspace(repo, state_dir)
+    loaded = _load_checked(files, ws)
+    store = ws.open_store()
+    try:
+        for line in store.apply([item.resource for item in loaded], datetime.now(UTC)):
+            console.print(line)
+    finally:
+        store.close()
+
+
+@app.command()
+def delete(
+    kind: Annotated[str, typer.Argument(help="projects|agents|workflows|batches|tasks")],
+    name: str,
+    repo: RepoOption = None,
+    state_dir: StateDirOption = None,
+) -> None:
+    """Delete one resource; a batch takes its tasks with it. Branches are kept."""
+    resolved = _kind(kind)
+    ws = _workspace(repo, state_dir)
+    if not ws.has_store:
+        raise _fail(f"{resolved} {name!r} not found (no store in {ws.state_dir})")
+    store = ws.open_store()
+    try:
+        deleted = store.delete(resolved, name)
+    finally:
+        store.close()
+    if not deleted:
+        raise _fail(f"{resolved} {name!r} not found")
+    for line in deleted:
+        console.print(f"{line} deleted")
+
+
+@app.command()
+def get(
+    kind: Annotated[str, typer.Argument(help="projects|agents|workflows|batches|tasks")],
+    name: Annotated[str | None, typer.Argument()] = None,
+    output: OutputOption = None,
+    repo: RepoOption = None,
+    state_dir: StateDirOption = None,
+) -> None:
+    """List resources of KIND (or one, by NAME)."""
+    from .local.views import dump, get_table
+
+    resolved = _kind(kind)
+    if output not in (None, "yaml", "json"):
+        raise _fail(f"--output: expected yaml or json, got {output!r}", EXIT_BAD_INPUT)
+    ws = _workspace(repo, state_dir)
+    objects: list[Any] = []
+    active: dict[str, int] = {}
+    if ws.has_store:
+        store = ws.open_store()
+        try:
+            objects = store.list(resolved)
+            for run in store.runs():
+                if not run.phase.finished:
+                    active[run.agent] = active.get(run.agent, 0) + 1
+        finally:
+            store.close()
+    if name is not None:
+        objects = [o for o in objects if o.name == name]
+        if not objects:
+            raise _fail(f"{resolved} {name!r} not found")
+    if output is not None:
+        console.print(dump(objects, output, single=name is not None), markup=False, end="")
+        if output == "json":
+            console.print()
+        return
+    if not objects:
+        err_console.print("No resources found.")
+        return
+    console.print(get_table(resolved, objects, active))
+
+
+@app.command()
+def describe(
+    kind: Annotated[str, typer.Argument(help="projects|agents|workflows|batches|tasks")],
+    name: str,
+    repo: RepoOption = None,
+    state_dir: StateDirOption = None,
+) -> None:
+    """Status, conditions, attempts and events of one resource."""
+    from .local.views import describe as render
+
+    resolved = _kind(kind)
+    ws = _workspace(repo, state_dir)
+    if not ws.has_store:
+        raise _fail(f"{resolved} {name!r} not found")
+    store = ws.open_store()
+    try:
+        obj = store.get(resolved, name)
+        if obj is None:
+            raise _fail(f"{resolved} {name!r} not found")
+        events = store.events(resolved, name)
+        runs = store.runs()
+    finally:
+        store.close()
+    console.print(render(obj, events, runs))
+
+
+def _annotate(kind: str, name: str, key: str, value: str, ws: Workspace) -> None:
+    if not ws.has_store:
+        raise _fail(f"{kind} {name!r} not found")
+    store = ws.open_store()
+    try:
+        obj = store.get(kind, name)
+        if obj is None:
+            raise _fail(f"{kind} {name!r} not found")
+        store.set_annotation(kind, name, key, value)
+    finally:
+        store.close()
+
+
+@app.command()
+def approve(
+    task: str,
+    stage: Annotated[str, typer.Option("--stage", "-s", help="The stage to approve.")],
+    by: Annotated[str | None, typer.Option("--by", help="Who approves (default: $USER).")] = None,
+    repo: RepoOption = None,
+    state_dir: StateDirOption = None,
+) -> None:
+    """Approve STAGE of TASK (an approval gate); each approver counts once."""
+    import getpass
+
+    from .models.task import APPROVE_ANNOTATION_PREFIX
+
+    ws = _workspace(repo, state_dir)
+    approver = (by or getpass.getuser() or "someone").replace(",", " ").strip()
+    if not ws.has_store:
+        raise _fail(f"AgentTask {task!r} not found")
+    store = ws.open_store()
+    try:
+        obj = store.get("AgentTask", task)
+        if obj is None:
+            raise _fail(f"AgentTask {task!r} not found")
+        if obj.status is not None and obj.status.stages and obj.status.stage(stage) is None:
+            names = ", ".join(s.name for s in obj.status.stages)
+            raise _fail(f"--stage: task {task!r} has no stage {stage!r} (stages: {names})", 2)
+        key = APPROVE_ANNOTATION_PREFIX + stage
+        approvers = set(obj.approvals(stage)) | {approver}
+        store.set_annotation("AgentTask", task, key, ",".join(sorted(approvers)))
+    finally:
+        store.close()
+    console.print(f"AgentTask/{task}: stage {stage} approved by {approver}")
+
+
+def _human_action(kind: str, name: str, action: str, ws: Workspace) -> None:
+    from .models.task import ACTION_ANNOTATION
+
+    _annotate(kind, name, ACTION_ANNOTATION, action, ws)
+    console.print(f"{kind}/{name}: {action} requested")
+
+
+@app.command()
+def retry(task: str, repo: RepoOption = None, state_dir: StateDirOption = None) -> None:
+    """Run TASK's failed or escalated stage again, with a fresh retry budget."""
+    _human_action("AgentTask", task, "retry", _workspace(repo, state_dir))
+
+
+@app.command()
+def skip(task: str, repo: RepoOption = None, state_dir: StateDirOption = None) -> None:
+    """Give up on TASK and let its dependents go on without it."""
+    _human_action("AgentTask", task, "skip", _workspace(repo, state_dir))
+
+
+@app.command()
+def abort(batch: str, repo: RepoOption = None, state_dir: StateDirOption = None) -> None:
+    """Stop BATCH: cancel its runs and abort every unfinished task."""
+    _human_action("TicketBatch", batch, "abort", _workspace(repo, state_dir))
+
+
+@app.command()
+def logs(
+    task: str,
+    stage: Annotated[str | None, typer.Option("--stage", "-s")] = None,
+    attempt: Annotated[int | None, typer.Option("--attempt", "-a")] = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Wait for more.")] = False,
+    repo: RepoOption = None,
+    state_dir: StateDirOption = None,
+) -> None:
+    """The log events of one run of TASK (default: its latest stage and attempt)."""
+    from .local.logs import LogNotFoundError, follow_log
+
+    ws = _workspace(repo, state_dir)
+    try:
+        for line in follow_log(ws, task, stage, attempt, follow):
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
+    except LogNotFoundError as exc:
+        raise _fail(str(exc)) from exc
+
+
+@app.command()
+def run(
+    files: FilesOption,
+    repo: RepoOption = None,
+    state_dir: StateDirOption = None,
+    keep_succeeded: Annotated[
+        bool, typer.Option(help="Keep the worktrees of succeeded tasks (default: removed).")
+    ] = False,
+    remove_failed: Annotated[
+        bool, typer.Option(help="Remove the worktrees of failed tasks too (default: kept).")
+    ] = False,
+    pool_size: Annotated[
+        int, typer.Option(help="Worktrees kept checked out ahead of need.", min=0)
+    ] = 2,
+) -> None:
+    """Apply FILES, then run their batches to the end: worktrees, agents, criteria, commits.
+
+    Exit 0 when every batch succeeds, 1 when one fails, 2 on bad input. Killed or interrupted,
+    the same command picks up where it stopped.
+    """
+    from .local.driving import drive
+
+    ws = _workspace(repo, state_dir)
+    loaded = _load_checked(files, ws)
+    code = drive(
+        ws,
+        [item.resource for item in loaded],
+        console,
+        err_console,
+        keep_succeeded=keep_succeeded,
+        remove_failed=remove_failed,
+        pool_size=pool_size,
+    )
+    raise typer.Exit(code)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def runner(
+    spec: Annotated[Path, typer.Option("--spec", help="The run spec (JSON).")],
+    result: Annotated[Path, typer.Option("--result", help="Where to write the result.")],
+) -> None:
+    """Run one run from its spec: the program a Pod or a local process runs."""
+    from .runner.main import main as runner_main
+
+    raise typer.Exit(runner_main(["--spec", str(spec), "--result", str(result)]))
 
 
 def main() -> None:

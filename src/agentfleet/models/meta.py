@@ -62,6 +62,7 @@ class CamelModel(BaseModel):
         extra="forbid",
         use_enum_values=False,
         validate_default=True,
+        defer_build=True,
     )
 
     def to_wire(self) -> dict[str, Any]:

@@ -1,0 +1,5 @@
+"""`python -m agentfleet` is the `agentfleet` command."""
+
+from .entry import main
+
+main()

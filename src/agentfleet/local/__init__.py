@@ -1,0 +1,1 @@
+"""The embedded driver: a SQLite store, worktrees, processes with limits, and the loop."""

@@ -1,0 +1,289 @@
+"""How the CLI shows resources: kubectl-like tables, `describe` pages and the run summary."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import yaml
+from rich.console import Console, Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from ..models import AgentConfig, AgentTask, Project, TicketBatch, Workflow
+from ..models.meta import Resource, Status
+from .store import EventRecord, RunRecord
+
+KIND_ALIASES: dict[str, str] = {}
+for _kind, _names in {
+    "Project": ("projects", "project", "afproj"),
+    "AgentConfig": ("agents", "agent", "agentconfigs", "agentconfig"),
+    "Workflow": ("workflows", "workflow", "afwf"),
+    "TicketBatch": ("batches", "batch", "ticketbatches", "ticketbatch", "tb"),
+    "AgentTask": ("tasks", "task", "agenttasks", "agenttask", "at"),
+}.items():
+    KIND_ALIASES[_kind.lower()] = _kind
+    for _name in _names:
+        KIND_ALIASES[_name] = _kind
+
+KIND_CHOICES = "projects|agents|workflows|batches|tasks"
+
+
+def resolve_kind(word: str) -> str | None:
+    return KIND_ALIASES.get(word.lower())
+
+
+def age(created: datetime | None, now: datetime | None = None) -> str:
+    if created is None:
+        return "-"
+    seconds = int(((now or datetime.now(UTC)) - created).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{max(seconds, 0)}s"
+
+
+def duration(start: datetime | None, end: datetime | None) -> str:
+    if start is None:
+        return "-"
+    seconds = ((end or datetime.now(UTC)) - start).total_seconds()
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes}m{secs:02d}s" if minutes else f"{seconds:.1f}s"
+
+
+def _phase(status: Status | None) -> str:
+    return str(status.phase) if status is not None and status.phase else "Pending"
+
+
+def _reason(status: Status | None, summary: str) -> str:
+    condition = status.condition(summary) if status is not None else None
+    return condition.reason if condition is not None else ""
+
+
+def current_stage(task: AgentTask) -> str:
+    if task.status is None:
+        return "-"
+    for stage in task.status.stages:
+        if stage.phase not in ("Succeeded", "Skipped"):
+            return f"{stage.name} ({stage.phase})"
+    return "-"
+
+
+def criteria_summary(task: AgentTask) -> str:
+    """The criteria of each stage's last attempt: `develop 1/1, qa 0/1`."""
+    if task.status is None:
+        return "-"
+    parts = []
+    for stage in task.status.stages:
+        if not stage.attempts or not stage.attempts[-1].criteria:
+            continue
+        criteria = stage.attempts[-1].criteria
+        parts.append(f"{stage.name} {sum(c.passed for c in criteria)}/{len(criteria)}")
+    return ", ".join(parts) or "-"
+
+
+def get_table(kind: str, objects: Sequence[Resource[Any, Any]], active: dict[str, int]) -> Table:
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    if kind == "Project":
+        columns = ["NAME", "REPOSITORY", "BASE", "WORKFLOW", "PHASE", "AGE"]
+    elif kind == "AgentConfig":
+        columns = ["NAME", "TYPE", "EXECUTOR", "MAX-PARALLEL", "MEMORY", "CPU", "ACTIVE", "AGE"]
+    elif kind == "Workflow":
+        columns = ["NAME", "STAGES", "FAILURE-STRATEGY", "MAX-RETRIES", "AGE"]
+    elif kind == "TicketBatch":
+        columns = ["NAME", "PROJECT", "STRATEGY", "PHASE", "PROGRESS", "REASON", "AGE"]
+    else:
+        columns = ["NAME", "BATCH", "TICKET", "PHASE", "STAGE", "PROGRESS", "BRANCH", "AGE"]
+    for column in columns:
+        table.add_column(column, no_wrap=True)
+    for obj in objects:
+        created = obj.metadata.creation_timestamp
+        if isinstance(obj, Project):
+            ref = obj.spec.default_workflow_ref
+            row = [
+                obj.name,
+                obj.spec.repository.url,
+                obj.spec.repository.base_branch,
+                ref.name if ref else "-",
+                _phase(obj.status),
+                age(created),
+            ]
+        elif isinstance(obj, AgentConfig):
+            limits = obj.spec.environment_requirements.resource_limits
+            row = [
+                obj.name,
+                str(obj.spec.agent_type),
+                str(obj.spec.base_executor.type),
+                str(obj.spec.max_parallel_tasks or "-"),
+                f"{limits.memory_mb}Mi" if limits.memory_mb else "-",
+                f"{limits.cpu_cores:g}" if limits.cpu_cores else "-",
+                str(active.get(obj.name, 0)),
+                age(created),
+            ]
+        elif isinstance(obj, Workflow):
+            row = [
+                obj.name,
+                " -> ".join(s.name for s in obj.spec.stages),
+                str(obj.spec.failure_strategy),
+                str(obj.spec.max_retries if obj.spec.max_retries is not None else "-"),
+                age(created),
+            ]
+        elif isinstance(obj, TicketBatch):
+            row = [
+                obj.name,
+                obj.spec.project_ref.name,
+                str(obj.spec.strategy),
+                _phase(obj.status),
+                (obj.status.progress if obj.status else None) or "-",
+                _reason(obj.status, "Succeeded") or "-",
+                age(created),
+            ]
+        else:
+            assert isinstance(obj, AgentTask)
+            row = [
+                obj.name,
+                obj.spec.batch_ref.name if obj.spec.batch_ref else "-",
+                obj.spec.ticket_id or "-",
+                _phase(obj.status),
+                current_stage(obj),
+                (obj.status.progress if obj.status else None) or "-",
+                (obj.status.branch if obj.status else None) or obj.spec.branch or "-",
+                age(created),
+            ]
+        table.add_row(*row)
+    return table
+
+
+def dump(objects: Sequence[Resource[Any, Any]], fmt: str, single: bool) -> str:
+    """`-o yaml|json`: one object as itself, several as a kubectl-style List."""
+    items = [o.to_wire() for o in objects]
+    data: Any = items[0] if single else {"apiVersion": "v1", "kind": "List", "items": items}
+    if fmt == "json":
+        return json.dumps(data, indent=2)
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+def _conditions_table(status: Status | None) -> Table | Text:
+    if status is None or not status.conditions:
+        return Text("Conditions: none")
+    table = Table(title="Conditions", title_justify="left", box=None, header_style="bold")
+    for column in ("TYPE", "STATUS", "REASON", "MESSAGE", "SINCE"):
+        table.add_column(column)
+    for c in status.conditions:
+        table.add_row(c.type, str(c.status), c.reason, c.message, age(c.last_transition_time))
+    return table
+
+
+def _events_table(events: Sequence[EventRecord]) -> Table | Text:
+    if not events:
+        return Text("Events: none")
+    table = Table(title="Events", title_justify="left", box=None, header_style="bold")
+    for column in ("TIME", "TYPE", "REASON", "MESSAGE"):
+        table.add_column(column)
+    for e in events[-50:]:
+        table.add_row(e.time.strftime("%H:%M:%S"), e.type, e.reason, e.message)
+    return table
+
+
+def describe(
+    obj: Resource[Any, Any], events: Sequence[EventRecord], runs: Sequence[RunRecord]
+) -> RenderableType:
+    status = obj.status
+    head = Table.grid(padding=(0, 2))
+    head.add_row("Name:", obj.name)
+    head.add_row("Kind:", obj.kind)
+    head.add_row("Created:", str(obj.metadata.creation_timestamp or "-"))
+    head.add_row("Generation:", str(obj.metadata.generation or "-"))
+    head.add_row("Phase:", _phase(status))
+    if obj.metadata.annotations:
+        head.add_row(
+            "Annotations:", "\n".join(f"{k}={v}" for k, v in obj.metadata.annotations.items())
+        )
+    parts: list[RenderableType] = [head]
+    spec = yaml.safe_dump({"spec": obj.to_wire()["spec"]}, sort_keys=False, width=1000)
+    parts.append(Text(spec.rstrip(), no_wrap=True, overflow="ellipsis"))
+    parts.append(_conditions_table(status))
+    if isinstance(obj, AgentTask) and obj.status is not None:
+        head.add_row("Branch:", obj.status.branch or "-")
+        head.add_row("Commit:", obj.status.commit or "-")
+        head.add_row("Tokens:", str(obj.status.tokens))
+        head.add_row("Cost (USD):", f"{obj.status.cost_usd:.4f}")
+        attempts = Table(title="Attempts", title_justify="left", box=None, header_style="bold")
+        for column in (
+            "STAGE",
+            "#",
+            "AGENT",
+            "PHASE",
+            "REASON",
+            "CRITERIA",
+            "COMMIT",
+            "DURATION",
+            "MESSAGE",
+        ):
+            attempts.add_column(column)
+        for stage in obj.status.stages:
+            if not stage.attempts:
+                attempts.add_row(stage.name, "-", "-", str(stage.phase), "", "", "", "", "")
+            for a in stage.attempts:
+                criteria = ", ".join(
+                    f"{c.type} {'ok' if c.passed else 'FAILED'}" for c in a.criteria
+                )
+                attempts.add_row(
+                    stage.name,
+                    str(a.attempt),
+                    a.agent,
+                    str(a.phase),
+                    a.reason,
+                    criteria,
+                    (a.commit or "")[:10],
+                    duration(a.start_time, a.finish_time),
+                    a.message[:120],
+                )
+        parts.append(attempts)
+    if isinstance(obj, TicketBatch) and obj.status is not None:
+        head.add_row("Progress:", obj.status.progress or "-")
+        tickets = Table(title="Tickets", title_justify="left", box=None, header_style="bold")
+        for column in ("TICKET", "TASK", "PHASE"):
+            tickets.add_column(column)
+        for entry in obj.status.tickets:
+            tickets.add_row(entry.id, entry.task or "-", entry.phase)
+        parts.append(tickets)
+    if isinstance(obj, AgentConfig):
+        live = [r for r in runs if r.agent == obj.name and not r.phase.finished]
+        head.add_row("Active runs:", ", ".join(r.name for r in live) or "none")
+    parts.append(_events_table(events))
+    return Group(*parts)
+
+
+def summary_table(batch: TicketBatch, tasks: Sequence[AgentTask]) -> Table:
+    """The table `agentfleet run` ends with: what each task became, and what it cost."""
+    table = Table(title=f"{batch.name}: {_phase(batch.status)}", title_justify="left")
+    for column in ("task", "phase", "branch", "commit", "criteria", "duration", "tokens"):
+        table.add_column(column, no_wrap=column in ("task", "branch", "commit"))
+    table.add_column("cost", justify="right")
+    for task in sorted(tasks, key=lambda t: t.spec.order):
+        status = task.status
+        table.add_row(
+            task.name,
+            _phase(status),
+            (status.branch if status else None) or task.spec.branch or "-",
+            ((status.commit if status else None) or "-")[:10],
+            criteria_summary(task),
+            duration(status.start_time, status.completion_time) if status else "-",
+            str(status.tokens) if status else "0",
+            f"${status.cost_usd:.4f}" if status else "$0.0000",
+        )
+    return table
+
+
+def print_summary(console: Console, batches: Sequence[TicketBatch], tasks: list[AgentTask]):
+    for batch in batches:
+        mine = [t for t in tasks if t.spec.batch_ref and t.spec.batch_ref.name == batch.name]
+        console.print(summary_table(batch, mine))
+        condition = batch.status.condition("Succeeded") if batch.status else None
+        if condition is not None:
+            console.print(
+                f"{batch.name}: {_phase(batch.status)} ({condition.reason}) {condition.message}"
+            )

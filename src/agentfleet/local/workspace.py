@@ -1,0 +1,33 @@
+"""Which repository and which store a command works on, from `--repo` and `--state-dir`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .repository import find_repository
+from .store import DB_NAME, Store
+
+STATE_DIR_NAME = ".agentfleet"
+
+
+@dataclass(frozen=True)
+class Workspace:
+    repo: Path
+    state_dir: Path
+
+    @property
+    def has_store(self) -> bool:
+        return (self.state_dir / DB_NAME).exists()
+
+    def open_store(self) -> Store:
+        return Store(self.state_dir)
+
+
+def resolve_workspace(repo: Path | None, state_dir: Path | None) -> Workspace:
+    """The repository holding `repo` (default: the current folder) and its state folder.
+
+    Raises RepositoryError when the path is not in a git repository.
+    """
+    root = find_repository((repo or Path.cwd()).resolve())
+    return Workspace(root, (state_dir or root / STATE_DIR_NAME).resolve())

@@ -1,0 +1,1 @@
+"""What runs for one run, in a Pod or a local process: `agentfleet runner --spec --result`."""
