@@ -37,7 +37,8 @@ from ..models.task import TaskPhase
 from ..runner.spec import RunSpec
 from .launcher import Launcher, Limits, ProcessExit, ProcessHandle
 from .store import RunRecord, Store
-from .worktrees import CleanupPolicy, WorktreeError, WorktreeManager, ensure_excluded
+from .workspace import exclude_state_dir
+from .worktrees import CleanupPolicy, WorktreeError, WorktreeManager
 
 LOCK_NAME = "driver.lock"
 
@@ -120,8 +121,7 @@ class LocalEngine:
         self._lock_file.truncate()
         self._lock_file.write(str(os.getpid()))
         self._lock_file.flush()
-        if self.state_dir.is_relative_to(repo.resolve()):
-            ensure_excluded(repo, f"/{self.state_dir.relative_to(repo.resolve())}/")
+        exclude_state_dir(repo, self.state_dir)
         self.launcher = Launcher(self.state_dir, grace_seconds=self.options.grace_seconds)
         self.worktrees = WorktreeManager(
             repo, self.state_dir, pool_size=self.options.pool_size, policy=self.options.policy
@@ -156,8 +156,10 @@ class LocalEngine:
                 self.handles[record.name] = handle
                 continue
             files = RunFiles.of(self.state_dir, record.name)
-            if handle is None and not files.events.exists():
-                # Recorded but never launched: forget it, and the engine asks for it again.
+            never_ran = not files.events.exists() or files.events.stat().st_size == 0
+            if handle is None and never_ran:
+                # Recorded but never launched (the runner writes a line before its agent
+                # starts): forget it, and the engine asks for it again.
                 self.store.forget_run(record.name)
                 record.phase = RunPhase.FAILED
                 continue

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import yaml
+from rich import box
 from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
@@ -72,16 +73,19 @@ def current_stage(task: AgentTask) -> str:
 
 
 def criteria_summary(task: AgentTask) -> str:
-    """The criteria of each stage's last attempt: `develop 1/1, qa 0/1`."""
+    """Criteria passed of all checked in each stage's last attempt, `2/2`, and which failed."""
     if task.status is None:
         return "-"
-    parts = []
-    for stage in task.status.stages:
-        if not stage.attempts or not stage.attempts[-1].criteria:
-            continue
-        criteria = stage.attempts[-1].criteria
-        parts.append(f"{stage.name} {sum(c.passed for c in criteria)}/{len(criteria)}")
-    return ", ".join(parts) or "-"
+    checked = [c for s in task.status.stages if s.attempts for c in s.attempts[-1].criteria]
+    if not checked:
+        return "-"
+    failed = sorted({c.type for c in checked if not c.passed})
+    passed = f"{sum(c.passed for c in checked)}/{len(checked)}"
+    return f"{passed} ({', '.join(failed)} failed)" if failed else passed
+
+
+def money(cost: float) -> str:
+    return "$0" if cost == 0 else f"${cost:.4f}" if cost < 0.01 else f"${cost:.2f}"
 
 
 def get_table(kind: str, objects: Sequence[Resource[Any, Any]], active: dict[str, int]) -> Table:
@@ -259,21 +263,31 @@ def describe(
 
 def summary_table(batch: TicketBatch, tasks: Sequence[AgentTask]) -> Table:
     """The table `agentfleet run` ends with: what each task became, and what it cost."""
-    table = Table(title=f"{batch.name}: {_phase(batch.status)}", title_justify="left")
-    for column in ("task", "phase", "branch", "commit", "criteria", "duration", "tokens"):
-        table.add_column(column, no_wrap=column in ("task", "branch", "commit"))
-    table.add_column("cost", justify="right")
+    table = Table(
+        title=f"{batch.name}: {_phase(batch.status)}",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    for column in ("task", "phase", "branch", "commit", "criteria", "duration"):
+        if column == "branch":
+            table.add_column(column, overflow="fold", min_width=12)
+        else:
+            table.add_column(column, no_wrap=True)
+    table.add_column("tokens", justify="right", no_wrap=True)
+    table.add_column("cost", justify="right", no_wrap=True)
     for task in sorted(tasks, key=lambda t: t.spec.order):
         status = task.status
         table.add_row(
             task.name,
             _phase(status),
             (status.branch if status else None) or task.spec.branch or "-",
-            ((status.commit if status else None) or "-")[:10],
+            ((status.commit if status else None) or "-")[:8],
             criteria_summary(task),
             duration(status.start_time, status.completion_time) if status else "-",
             str(status.tokens) if status else "0",
-            f"${status.cost_usd:.4f}" if status else "$0.0000",
+            money(status.cost_usd) if status else "$0",
         )
     return table
 
@@ -284,6 +298,6 @@ def print_summary(console: Console, batches: Sequence[TicketBatch], tasks: list[
         console.print(summary_table(batch, mine))
         condition = batch.status.condition("Succeeded") if batch.status else None
         if condition is not None:
-            console.print(
-                f"{batch.name}: {_phase(batch.status)} ({condition.reason}) {condition.message}"
-            )
+            phase = _phase(batch.status)
+            why = "" if condition.reason == phase else f" ({condition.reason})"
+            console.print(f"{batch.name}: {phase}{why}: {condition.message}", highlight=False)

@@ -21,7 +21,18 @@ class Workspace:
         return (self.state_dir / DB_NAME).exists()
 
     def open_store(self) -> Store:
+        """The store, made on first use; a state folder inside the repository is git-excluded."""
+        if not self.has_store:
+            exclude_state_dir(self.repo, self.state_dir)
         return Store(self.state_dir)
+
+
+def exclude_state_dir(repo: Path, state_dir: Path) -> None:
+    """Keep the user's `git status` clean of agentfleet's files."""
+    from .worktrees import ensure_excluded
+
+    if state_dir.is_relative_to(repo.resolve()):
+        ensure_excluded(repo, f"/{state_dir.relative_to(repo.resolve())}/")
 
 
 def resolve_workspace(repo: Path | None, state_dir: Path | None) -> Workspace:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar, Final, Generic, Literal, TypeVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Final, Generic, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -149,7 +150,8 @@ class Status(CamelModel):
         return next((c for c in self.conditions if c.type == type_), None)
 
 
-class PrinterColumn(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class PrinterColumn:
     """One `kubectl get` column of a CRD."""
 
     name: str
@@ -163,9 +165,7 @@ SpecT = TypeVar("SpecT", bound=CamelModel)
 StatusT = TypeVar("StatusT", bound=Status)
 
 
-class Resource(CamelModel, Generic[SpecT, StatusT]):
-    """A namespaced agentfleet object: apiVersion, kind, metadata, spec, status."""
-
+class _ResourceBase(CamelModel):
     KIND: ClassVar[str]
     PLURAL: ClassVar[str]
     SHORT_NAMES: ClassVar[tuple[str, ...]]
@@ -174,12 +174,35 @@ class Resource(CamelModel, Generic[SpecT, StatusT]):
     api_version: Literal["agentfleet.dev/v1alpha1"] = API_VERSION
     kind: str
     metadata: ObjectMeta
-    spec: SpecT
-    status: StatusT | None = None
 
     @property
     def name(self) -> str:
         return self.metadata.name
+
+
+if TYPE_CHECKING:
+
+    class Resource(_ResourceBase, Generic[SpecT, StatusT]):
+        """A namespaced agentfleet object: apiVersion, kind, metadata, spec, status."""
+
+        spec: SpecT
+        status: StatusT | None = None
+
+else:
+
+    class Resource(_ResourceBase):
+        """A namespaced agentfleet object: apiVersion, kind, metadata, spec, status.
+
+        Generic for the type checker only: each kind declares its own `spec` and `status`,
+        and a pydantic generic would build its schema at import, which every runner start
+        would pay for.
+        """
+
+        spec: CamelModel
+        status: Status | None = None
+
+        def __class_getitem__(cls, _params: Any) -> type[Resource]:
+            return cls
 
 
 def phase_columns(
