@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from .models import KINDS
 from .models.loader import LoadedResource, ManifestError
@@ -22,8 +23,14 @@ app = typer.Typer(
     add_completion=False,
 )
 # Piped or in CI, rich would squeeze tables into 80 columns; a log line may be long instead.
-console = Console(width=None if sys.stdout.isatty() else 200)
-err_console = Console(stderr=True, soft_wrap=True, highlight=False)
+# Ticket text and agent output are data: no console here reads rich markup in what it prints.
+console = Console(width=None if sys.stdout.isatty() else 200, markup=False, highlight=False)
+err_console = Console(stderr=True, soft_wrap=True, highlight=False, markup=False)
+
+
+def print_error(message: object) -> None:
+    err_console.print(Text.assemble(("error", "red"), f": {message}"))
+
 
 EXIT_BAD_INPUT = 2
 
@@ -58,7 +65,7 @@ def simulate(
         reports = simulate_manifests(files, seed=seed)
     except ManifestError as exc:
         for issue in exc.issues:
-            err_console.print(f"[red]error[/red]: {issue}")
+            print_error(issue)
         raise typer.Exit(EXIT_BAD_INPUT) from exc
     render_simulation(console, reports)
     if any(r.phase != "Succeeded" for r in reports):
@@ -84,7 +91,7 @@ FilesOption = Annotated[
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
-    err_console.print(f"[red]error[/red]: {message}")
+    print_error(message)
     return typer.Exit(code)
 
 
@@ -125,7 +132,7 @@ def _load_checked(files: list[Path], ws: Workspace) -> list[LoadedResource]:
         check_references(loaded, stored, ws.repo)
     except ManifestError as exc:
         for issue in exc.issues:
-            err_console.print(f"[red]error[/red]: {issue}")
+            print_error(issue)
         raise typer.Exit(EXIT_BAD_INPUT) from exc
     return loaded
 
@@ -273,9 +280,14 @@ def approve(
         if obj.status is not None and obj.status.stages and obj.status.stage(stage) is None:
             names = ", ".join(s.name for s in obj.status.stages)
             raise _fail(f"--stage: task {task!r} has no stage {stage!r} (stages: {names})", 2)
-        key = APPROVE_ANNOTATION_PREFIX + stage
-        approvers = set(obj.approvals(stage)) | {approver}
-        store.set_annotation("AgentTask", task, key, ",".join(sorted(approvers)))
+
+        def add_approver(current: str | None) -> str:
+            names = {n.strip() for n in (current or "").split(",") if n.strip()}
+            return ",".join(sorted(names | {approver}))
+
+        store.set_annotation(
+            "AgentTask", task, APPROVE_ANNOTATION_PREFIX + stage, None, merge=add_approver
+        )
     finally:
         store.close()
     console.print(f"AgentTask/{task}: stage {stage} approved by {approver}")

@@ -163,3 +163,27 @@ def test_a_writer_killed_mid_transaction_leaves_whole_transactions_only(tmp_path
     count = len(store.events())
     assert count > 0
     assert count % 50 == 0, "only whole transactions are visible"
+
+
+def test_reapplying_a_manifest_keeps_a_pending_human_request(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    store.apply([_batch()], NOW)
+    store.set_annotation("TicketBatch", "b", "agentfleet.dev/action", "abort")
+    store.apply([_batch("Add y")], NOW)
+    batch = store.get("TicketBatch", "b")
+    assert batch is not None
+    assert batch.metadata.annotations == {"agentfleet.dev/action": "abort"}
+
+
+def test_clearing_a_request_spares_a_newer_one_set_meanwhile(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    store.apply([_batch()], NOW)
+    store.set_annotation("TicketBatch", "b", "agentfleet.dev/action", "abort")
+    store.set_annotation("TicketBatch", "b", "agentfleet.dev/action", None, expected="retry")
+    batch = store.get("TicketBatch", "b")
+    assert batch is not None
+    assert batch.metadata.annotations == {"agentfleet.dev/action": "abort"}
+    store.set_annotation("TicketBatch", "b", "agentfleet.dev/action", None, expected="abort")
+    batch = store.get("TicketBatch", "b")
+    assert batch is not None
+    assert batch.metadata.annotations == {}

@@ -492,6 +492,9 @@ def test_a_run_past_its_timeout_is_killed_with_its_grandchildren(fleet: Fleet) -
     assert task["status"]["phase"] == "Failed"
     assert [a["reason"] for a in attempts(task)] == ["DeadlineExceeded"]
     assert [r["reason"] for r in fleet.runs()] == ["DeadlineExceeded"]
+    # The engine's deadline, not only the runner's own, ended it: only the driver's
+    # cancel path records a cancel reason.
+    assert [r["cancel_reason"] for r in fleet.runs()] == ["DeadlineExceeded"]
     pid = int(child_pid.read_text())
     assert not alive(pid), f"the agent's `sleep 60` (pid {pid}) outlived the run"
     assert processes_under(fleet.state_dir) == []

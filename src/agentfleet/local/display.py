@@ -9,6 +9,7 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from ..core.actions import RecordEvent
 from ..models.task import TaskPhase
@@ -69,7 +70,9 @@ class RunDisplay:
         stamp = datetime.now(UTC).strftime("%H:%M:%S")
         style = "red" if event.type == "Warning" else "green"
         self.console.print(
-            f"{stamp} [{style}]{event.reason:<16}[/{style}] {event.name}: {event.message}",
+            Text.assemble(
+                f"{stamp} ", (f"{event.reason:<16}", style), f" {event.name}: {event.message}"
+            ),
             highlight=False,
             soft_wrap=True,
         )
@@ -100,9 +103,9 @@ class RunDisplay:
             for t in tasks
             if t.status and t.status.phase in (TaskPhase.AWAITING_APPROVAL, TaskPhase.ESCALATED)
         ]
-        parts: list[Table | Progress | str] = [table, self.progress]
+        parts: list[Table | Progress | Text] = [table, self.progress]
         if waiting:
-            parts.append(f"waiting for a human: {', '.join(waiting)}")
+            parts.append(Text(f"waiting for a human: {', '.join(waiting)}"))
         return Group(*parts)
 
     def refresh(self) -> None:

@@ -8,14 +8,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console
+from rich.text import Text
 
 from ..models import AgentTask, TicketBatch
 from ..models.meta import Resource
 from .display import RunDisplay
 from .engine import EngineBusyError, EngineOptions, LocalEngine
+from .store import StoreError
 from .views import print_summary
 from .workspace import Workspace
-from .worktrees import CleanupPolicy
+from .worktrees import CleanupPolicy, WorktreeError
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 SETTLE_SECONDS = 10.0
@@ -39,8 +41,8 @@ def drive(
     )
     try:
         engine = LocalEngine(ws.repo, ws.state_dir, options)
-    except EngineBusyError as exc:
-        err_console.print(f"[red]error[/red]: {exc}")
+    except (EngineBusyError, StoreError, WorktreeError, OSError) as exc:
+        err_console.print(Text.assemble(("error", "red"), f": {exc}"))
         return EXIT_FAILED
     try:
         for line in engine.store.apply(list(resources), datetime.now(UTC)):
@@ -69,8 +71,12 @@ def drive(
         tasks: list[AgentTask] = engine.cached("AgentTask")
         finished = [b for b in engine.cached("TicketBatch") if b.name in batches]
         print_summary(console, finished, tasks)
+        planned_only = {b.name for b in finished if not b.spec.execute}
         phases = engine.batch_phases(batches)
-        return EXIT_OK if all(p == "Succeeded" for p in phases.values()) else EXIT_FAILED
+        ok = all(
+            p == "Succeeded" or (p == "Refined" and n in planned_only) for n, p in phases.items()
+        )
+        return EXIT_OK if ok else EXIT_FAILED
     except KeyboardInterrupt:
         err_console.print(
             "interrupted: runs already started go on; run the same command again to pick up "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 import sys
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -140,7 +141,7 @@ class LocalEngine:
     def close(self) -> None:
         """Stop driving; runs go on in their own process groups and are adopted next time."""
         self._threads.shutdown(wait=True)
-        self._collect_started()
+        self._collect_started(closing=True)
         self.worktrees.close()
         self.launcher.close()
         self.store.close()
@@ -154,6 +155,8 @@ class LocalEngine:
             handle = self._handle_of(record)
             if handle is not None and self.launcher.adopt(handle):
                 self.handles[record.name] = handle
+                if record.cancel_reason:
+                    self.launcher.kill(handle)  # a cancel the crash kept from being delivered
                 continue
             files = RunFiles.of(self.state_dir, record.name)
             never_ran = not files.events.exists() or files.events.stat().st_size == 0
@@ -221,7 +224,7 @@ class LocalEngine:
                 del self.handles[name]
                 self._finish(self.records[name], exit_)
 
-    def _collect_started(self) -> None:
+    def _collect_started(self, closing: bool = False) -> None:
         for name, future in list(self.starting.items()):
             if not future.done():
                 continue
@@ -229,7 +232,12 @@ class LocalEngine:
             record = self.records[name]
             try:
                 handle = future.result()
-            except (WorktreeError, OSError, ValueError) as exc:
+            except Exception as exc:
+                if closing or isinstance(exc, KeyboardInterrupt):
+                    # Interrupted while starting: not the run's failure; asked for again later.
+                    self.store.forget_run(name)
+                    del self.records[name]
+                    continue
                 record.phase = RunPhase.FAILED
                 record.reason = getattr(exc, "reason", None) or type(exc).__name__
                 record.message = str(exc)
@@ -294,7 +302,7 @@ class LocalEngine:
             workflows=by_kind.get("Workflow", {}),
             agents=by_kind.get("AgentConfig", {}),
             projects=by_kind.get("Project", {}),
-            runs=[r.observed() for r in self.records.values()],
+            runs=[r.observed() for r in self.records.values() if not self._stale(r)],
         )
 
     def cached(self, kind: str) -> list[Any]:
@@ -322,26 +330,45 @@ class LocalEngine:
                 if self.on_event is not None:
                     self.on_event(action)
             case ClearAnnotation(kind=kind, name=name, key=key):
-                self.store.set_annotation(kind, name, key, None)
+                # Only the request decide() saw: one a human set since then stays for next time.
+                seen = self._model(kind, name)
+                value = seen.metadata.annotations.get(key) if seen is not None else None
+                self.store.set_annotation(kind, name, key, None, expected=value)
 
     def _cancel(self, name: str, reason: str, message: str) -> None:
         record = self.records.get(name)
-        if record is None or record.phase.finished or record.cancel_reason:
+        if record is None or record.phase.finished:
             return
-        record.cancel_reason, record.cancel_message = reason, message
-        self.store.save_run(record)
+        if not record.cancel_reason:
+            record.cancel_reason, record.cancel_message = reason, message
+            self.store.save_run(record)
         handle = self.handles.get(name)
         if handle is not None:
             self.launcher.kill(handle)
 
     def _task_busy(self, task: str | None) -> bool:
-        """A task's worktree holds one dying run at most: a new attempt waits for it to end."""
+        """One process works in a task's worktree at a time: stages in parallel would commit
+        each other's half-written files. A run that must wait is asked for again next step."""
         return task is not None and any(
-            r.task == task and r.cancel_reason and not r.phase.finished
-            for r in self.records.values()
+            r.task == task and not r.phase.finished for r in self.records.values()
         )
 
+    def _stale(self, record: RunRecord) -> bool:
+        """A record older than its task (or batch) belongs to a deleted namesake of it."""
+        owner = (
+            self._model("AgentTask", record.task)
+            if record.task
+            else self._model("TicketBatch", record.batch)
+        )
+        created = owner.metadata.creation_timestamp if owner is not None else None
+        return created is not None and record.created < created
+
     def _start(self, request: RunRequest) -> None:
+        old = self.records.get(request.name)
+        if old is not None and old.phase.finished and self._stale(old):
+            self.store.forget_run(old.name)
+            shutil.rmtree(RunFiles.of(self.state_dir, old.name).root, ignore_errors=True)
+            del self.records[old.name]
         if request.name in self.records or self._task_busy(request.task):
             return
         record = RunRecord(
@@ -380,8 +407,12 @@ class LocalEngine:
                 raise ValueError(f"task {task.name!r} has no branch")
             worktree = self.worktrees.acquire(task.name, branch, base, reuse=True)
             workflow = self._workflow_of(task, batch, project)
-            if workflow is not None:
-                stage_spec = workflow.spec.stage(request.stage)
+            try:
+                stage_spec = workflow.spec.stage(request.stage) if workflow else None
+            except KeyError:
+                stage_spec = None
+            if stage_spec is None:
+                raise ValueError(f"task {task.name!r}: no workflow with a stage {request.stage!r}")
         else:
             worktree = files.root
         limits = agent.spec.environment_requirements.resource_limits
@@ -436,10 +467,12 @@ class LocalEngine:
     def _workflow_of(
         self, task: AgentTask, batch: TicketBatch | None, project: Project | None
     ) -> Workflow | None:
-        ref = (
-            task.spec.workflow_ref
-            or (batch.spec.workflow_ref if batch else None)
-            or (project.spec.default_workflow_ref if project else None)
+        """The task's own workflow when it exists, else its batch's, as the core chooses."""
+        own = task.spec.workflow_ref
+        if own is not None and self._model("Workflow", own.name) is not None:
+            return self._model("Workflow", own.name)
+        ref = (batch.spec.workflow_ref if batch else None) or (
+            project.spec.default_workflow_ref if project else None
         )
         return self._model("Workflow", ref.name) if ref else None
 
@@ -472,4 +505,19 @@ class LocalEngine:
         return phases
 
     def finished(self, names: list[str]) -> bool:
-        return all(p in ("Succeeded", "Failed") for p in self.batch_phases(names).values())
+        """Every batch is final: Succeeded, Failed, or Refined when it was not to execute."""
+        for name in names:
+            batch: TicketBatch | None = self._model("TicketBatch", name)
+            phase = batch.status.phase if batch is not None and batch.status else None
+            done = (
+                ("Succeeded", "Failed")
+                if batch is None or batch.spec.execute
+                else (
+                    "Succeeded",
+                    "Failed",
+                    "Refined",
+                )
+            )
+            if phase not in done:
+                return False
+        return True

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,6 +21,7 @@ from ..models.meta import Resource, Status
 from ..models.run import ObservedRun, RunKind, RunPhase, RunResult
 
 DB_NAME = "state.db"
+HUMAN_ANNOTATION_PREFIX = "agentfleet.dev/"
 SCHEMA_VERSION = 1
 
 _SCHEMA = """
@@ -303,6 +304,14 @@ class Store:
                 old = json.loads(row["body"])
                 old_meta = old["metadata"]
                 meta["creationTimestamp"] = old_meta.get("creationTimestamp")
+                # A human's pending request (approve, retry, skip, abort) survives a re-apply.
+                kept = {
+                    k: v
+                    for k, v in old_meta.get("annotations", {}).items()
+                    if k.startswith(HUMAN_ANNOTATION_PREFIX)
+                }
+                if kept:
+                    meta["annotations"] = kept | meta.get("annotations", {})
                 meta["generation"] = old_meta.get("generation", 1)
                 if old.get("spec") != body.get("spec"):
                     meta["generation"] += 1
@@ -342,8 +351,21 @@ class Store:
             )
             return cursor.rowcount == 1
 
-    def set_annotation(self, kind: str, name: str, key: str, value: str | None) -> bool:
-        """Set (or, with None, remove) one annotation; False when the object does not exist."""
+    def set_annotation(
+        self,
+        kind: str,
+        name: str,
+        key: str,
+        value: str | None,
+        *,
+        expected: str | None = None,
+        merge: Callable[[str | None], str] | None = None,
+    ) -> bool:
+        """Set (or, with None, remove) one annotation; False when the object does not exist.
+
+        `expected`: remove only while the value is still that one. `merge`: the new value from
+        the current one, read and written in one transaction (approvers add up, none is lost).
+        """
         with self.transaction() as db:
             row = db.execute(
                 "SELECT body FROM resources WHERE kind=? AND name=?", (kind, name)
@@ -352,6 +374,10 @@ class Store:
                 return False
             body = json.loads(row["body"])
             annotations = body["metadata"].setdefault("annotations", {})
+            if merge is not None:
+                value = merge(annotations.get(key))
+            if value is None and expected is not None and annotations.get(key) != expected:
+                return True
             if value is None:
                 if key not in annotations:
                     return True
@@ -370,6 +396,10 @@ class Store:
         with self.transaction() as db:
             if db.execute("DELETE FROM resources WHERE kind=? AND name=?", (kind, name)).rowcount:
                 deleted.append(f"{kind}/{name}")
+            if kind == "AgentTask":
+                db.execute(
+                    "DELETE FROM runs WHERE task=? AND phase IN ('Succeeded','Failed')", (name,)
+                )
             if kind == "TicketBatch":
                 rows = db.execute("SELECT name, body FROM resources WHERE kind='AgentTask'")
                 for row in rows.fetchall():
@@ -377,6 +407,10 @@ class Store:
                     if ref.get("name") == name:
                         db.execute(
                             "DELETE FROM resources WHERE kind='AgentTask' AND name=?",
+                            (row["name"],),
+                        )
+                        db.execute(
+                            "DELETE FROM runs WHERE task=? AND phase IN ('Succeeded','Failed')",
                             (row["name"],),
                         )
                         deleted.append(f"AgentTask/{row['name']}")
