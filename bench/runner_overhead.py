@@ -40,6 +40,7 @@ def out(line: str = "") -> None:
 
 @dataclass(frozen=True)
 class Sample:
+    any_line_s: float | None
     first_line_s: float | None
     exit_s: float
     max_rss_mb: float
@@ -57,8 +58,10 @@ def spawn(argv: list[str], marker: bytes | None = None) -> Sample:
     began = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     assert proc.stdout is not None
-    first_line_s = None
+    first_line_s = any_line_s = None
     for line in proc.stdout:
+        if any_line_s is None:
+            any_line_s = time.perf_counter() - began
         if first_line_s is None and (marker is None or marker in line):
             first_line_s = time.perf_counter() - began
     proc.stdout.read()
@@ -66,7 +69,7 @@ def spawn(argv: list[str], marker: bytes | None = None) -> Sample:
     exit_s = time.perf_counter() - began
     proc.returncode = os.waitstatus_to_exitcode(status)
     proc.stdout.close()
-    return Sample(first_line_s, exit_s, usage.ru_maxrss / 1024, proc.returncode)
+    return Sample(any_line_s, first_line_s, exit_s, usage.ru_maxrss / 1024, proc.returncode)
 
 
 def git(cwd: Path, *args: str) -> None:
@@ -125,13 +128,15 @@ def bench_runner(runs: int, folder: Path) -> dict[str, Any]:
         samples.append(sample)
         first = f"{sample.first_line_s:.3f}s" if sample.first_line_s is not None else "-"
         out(
-            f"  run {index + 1:>3}: first event {first}, exit {sample.exit_s:.3f}s, "
+            f"  run {index + 1:>3}: agent started {first}, exit {sample.exit_s:.3f}s, "
             f"max RSS {sample.max_rss_mb:.1f} MB, exit code {sample.exit_code}"
         )
     result = json.loads((folder / "result.json").read_text())
     starts = [s.first_line_s for s in samples if s.first_line_s is not None]
+    firsts = [s.any_line_s for s in samples if s.any_line_s is not None]
     return {
         "runner_start_s": round(median(starts), 4),
+        "runner_first_event_s": round(median(firsts), 4),
         "runner_total_s": round(median([s.exit_s for s in samples]), 4),
         "runner_rss_mb": round(max(s.max_rss_mb for s in samples), 1),
         "runner_rss_mb_median": round(median([s.max_rss_mb for s in samples]), 1),

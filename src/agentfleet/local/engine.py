@@ -42,6 +42,7 @@ from .workspace import exclude_state_dir
 from .worktrees import CleanupPolicy, WorktreeError, WorktreeManager
 
 LOCK_NAME = "driver.lock"
+RUNNER_DEADLINE_SLACK_SECONDS = 15
 
 
 class EngineBusyError(RuntimeError):
@@ -436,7 +437,13 @@ class LocalEngine:
             worktree=str(worktree),
             context_dir=str(files.context),
             branch=branch,
-            timeout_seconds=request.timeout_seconds,
+            # The engine ends a run at its deadline (the whole process group); the runner's own
+            # deadline is a backstop for when no driver is watching.
+            timeout_seconds=(
+                request.timeout_seconds + RUNNER_DEADLINE_SLACK_SECONDS
+                if request.timeout_seconds
+                else None
+            ),
             memory_limit_bytes=memory_rlimit,
         )
         tmp = files.spec.with_suffix(".tmp")
@@ -454,6 +461,8 @@ class LocalEngine:
             "--result",
             str(files.result),
         ]
+        # The wall clock at spawn; a process's create_time drifts with the boot-time estimate.
+        record.start_time = now_utc()
         return self.launcher.start(
             request.name,
             argv,

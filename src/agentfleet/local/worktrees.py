@@ -354,7 +354,7 @@ class WorktreeManager:
             if path.exists():
                 self._discard(path, here.head)
             else:
-                self._run("worktree", "remove", "--force", str(path))
+                self._unregister(path, self._admin_of(path))
         return True
 
     def refill(self, base: str | None = None) -> int:
@@ -384,7 +384,7 @@ class WorktreeManager:
         with self._lock:
             for wt in self._list():
                 if self._ours(wt.path) and not wt.path.exists():
-                    self._run("worktree", "remove", "--force", "--force", str(wt.path))
+                    self._unregister(wt.path, self._admin_of(wt.path))
                     self._ready = [e for e in self._ready if e.path != wt.path]
                     self._unverified = [e for e in self._unverified if e.path != wt.path]
                     self._trash = [p for p in self._trash if p != wt.path]
@@ -437,7 +437,7 @@ class WorktreeManager:
                 return None
             if not path.exists() and here.locked is None:
                 log.info("dropping the stale registration of %s (its folder is gone)", path)
-                self._run("worktree", "remove", "--force", str(path))
+                self._unregister(path, self._admin_of(path))
                 registered.remove(here)
             else:
                 on = (
@@ -595,8 +595,7 @@ class WorktreeManager:
         checked out, or the branch could not be checked out anywhere else.
         """
         if not path.exists():
-            with suppress(GitError):
-                self._run("worktree", "remove", "--force", "--force", str(path))
+            self._unregister(path, self._admin_of(path))
             return
         if head:
             with suppress(GitError):
@@ -606,11 +605,46 @@ class WorktreeManager:
         try:
             self._run("worktree", "move", "--force", "--force", str(path), str(trash))
         except GitError as exc:
-            log.warning("could not move %s aside, removing it now: %s", path, exc)
-            self._run("worktree", "remove", "--force", "--force", str(path))
+            log.warning("could not move %s aside, deleting it now: %s", path, exc)
+            admin = self._admin_of(path)
+            shutil.rmtree(path, ignore_errors=True)
+            self._unregister(path, admin)
             return
         self._trash.append(trash)
         self._wake()
+
+    def _unregister(self, path: Path, admin: Path | None) -> None:
+        """Lock held, `path` gone. Drop its registration, by hand if git refuses.
+
+        A `git worktree add` killed halfway leaves an admin folder without HEAD, and git then
+        fails to validate the worktree for move and remove alike ("is not a .git file").
+        Deleting the admin folder is what `git worktree prune` would do but for the lock.
+        """
+        try:
+            self._run("worktree", "remove", "--force", "--force", str(path))
+        except GitError:
+            if admin is not None:
+                log.warning("dropping the registration of %s by hand (%s)", path, admin)
+                shutil.rmtree(admin, ignore_errors=True)
+
+    def _admin_of(self, path: Path) -> Path | None:
+        """The folder in <common dir>/worktrees whose gitdir points back at `path`, if any."""
+        dot_git = path / ".git"
+        folder = self._common_dir / "worktrees"
+        candidates: list[Path] = []
+        if dot_git.is_file():
+            pointer = dot_git.read_text(encoding="utf-8").removeprefix("gitdir:").strip()
+            candidates.append(Path(pointer))
+        if folder.is_dir():
+            candidates.extend(sorted(folder.iterdir()))
+        for admin in candidates:
+            try:
+                back = (admin / "gitdir").read_text(encoding="utf-8").strip()
+            except OSError:
+                continue
+            if admin.resolve().parent == folder and Path(back) == dot_git:
+                return admin
+        return None
 
     def _wake(self) -> None:
         self._wanted = True
@@ -648,9 +682,10 @@ class WorktreeManager:
                 if self._stop(background) or not self._trash:
                     return
                 path = self._trash.pop(0)
+            admin = self._admin_of(path)
             shutil.rmtree(path, ignore_errors=True)
-            with self._lock, suppress(GitError):
-                self._run("worktree", "remove", "--force", "--force", str(path))
+            with self._lock:
+                self._unregister(path, admin)
 
     def _verify(self, *, background: bool) -> None:
         """An adopted entry is used only once proven clean and still detached at its commit."""
