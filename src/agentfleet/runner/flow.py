@@ -11,12 +11,10 @@ from ..models.run import AttemptPhase, CriterionOutcome, RefinedTicket, RunKind,
 from .agent_process import AgentExit, run_agent
 from .commit import CommitError, CommitOutcome, Identity, commit_changes, head_sha
 from .context import context_inside_worktree, write_context
-from .criteria import check_criterion, not_checked
 from .deadline import Deadline
 from .events import EventSink
 from .process_group import stop_requested
 from .prompt import full_prompt
-from .refinement import RefinementError, parse_refinement
 from .result import Reason
 from .spec import RunSpec
 
@@ -179,6 +177,8 @@ def execute(spec: RunSpec, sink: EventSink, deadline: Deadline) -> RunResult:
     if not stage_run:
         return _refinement_result(outcome, failure, deadline, usage)
 
+    from .criteria import check_criterion, not_checked  # after the agent: off the start path
+
     criteria_spec = spec.stage_spec.success_criteria if spec.stage_spec else []
     criteria: list[CriterionOutcome] = []
     for criterion in criteria_spec:
@@ -226,6 +226,8 @@ def _refinement_result(
     """No criteria and no commit: the worktree may be the repository itself."""
     if failure is not None:
         return failed(failure[0], failure[1], deadline, **usage)
+    from .refinement import RefinementError, parse_refinement
+
     try:
         tickets: list[RefinedTicket] = parse_refinement(outcome.text)
     except RefinementError as exc:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from ..models.run import RunKind
 from .criteria import describe
-from .refinement import refinement_prompt
 from .spec import RunSpec
 
 
@@ -60,6 +59,8 @@ def _workspace_note(spec: RunSpec) -> str:
 def full_prompt(spec: RunSpec) -> str:
     """Everything the agent needs in one text: what it gets on stdin and in prompt.md."""
     if spec.kind is RunKind.REFINEMENT:
+        from .refinement import refinement_prompt
+
         parts = [refinement_prompt(spec.tickets), agent_text(spec)]
     else:
         parts = [
