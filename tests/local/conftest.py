@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 import yaml
 
@@ -192,7 +194,13 @@ def fleet(tmp_path: Path) -> Iterator[Fleet]:
     git(repo, "add", "README.md")
     git(repo, "commit", "-q", "-m", "initial")
     yield Fleet(repo=repo, tmp=tmp_path)
-    # Nothing a test started may outlive it.
-    subprocess.run(
-        ["pkill", "-KILL", "-f", str(repo / ".agentfleet")], check=False, capture_output=True
-    )
+    kill_leftovers(repo)
+
+
+def kill_leftovers(repo: Path) -> None:
+    """Nothing a test started may outlive it: end every process naming the repo's store."""
+    marker = str(repo / ".agentfleet")
+    for proc in psutil.process_iter(["cmdline"]):
+        if any(marker in part for part in proc.info["cmdline"] or ()):
+            with contextlib.suppress(psutil.Error):
+                proc.kill()

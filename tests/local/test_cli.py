@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from .conftest import WRITE_FILE, Fleet, agent, batch, git, project, workflow
+from .conftest import WRITE_FILE, Fleet, agent, batch, git, kill_leftovers, project, workflow
 
 STAGES = [
     {"name": "develop", "agentType": "Development"},
@@ -91,9 +91,7 @@ def finished(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     result = fleet.run(files)
     assert result.returncode == 0, result.stdout + result.stderr
     yield fleet
-    subprocess.run(
-        ["pkill", "-KILL", "-f", str(fleet.repo / ".agentfleet")], check=False, capture_output=True
-    )
+    kill_leftovers(fleet.repo)
 
 
 def wait_for(condition: Any, timeout: float, what: str) -> Any:

@@ -1,0 +1,74 @@
+"""The project's two entry points, with nothing but Python 3.11+ and git installed.
+
+    python3 dev.py demo    run the quickstart batch: scripted agents in git worktrees
+    python3 dev.py test    lint, type-check and run the whole test suite
+    python3 dev.py bench   the benchmarks (not part of the tests)
+
+Each makes the virtual environment it needs in .venv/ (again when pyproject.toml changes).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / "bin"
+STAMP = VENV / ".installed"
+DEMO_REPO = ROOT / "build" / "quickstart-repo"
+
+
+def run(*argv: str | Path) -> None:
+    print("+", " ".join(str(a) for a in argv), flush=True)
+    code = subprocess.call([str(a) for a in argv], cwd=ROOT)
+    if code != 0:
+        sys.exit(code)
+
+
+def ensure_venv() -> None:
+    pyproject = ROOT / "pyproject.toml"
+    if STAMP.exists() and STAMP.stat().st_mtime >= pyproject.stat().st_mtime:
+        return
+    if not (BIN / "python").exists():
+        print(f"+ creating {VENV}", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    run(BIN / "python", "-m", "pip", "install", "--quiet", "--upgrade", "pip")
+    run(BIN / "python", "-m", "pip", "install", "--quiet", "-e", ".[dev]")
+    STAMP.touch()
+
+
+def demo() -> None:
+    run(BIN / "python", "examples/quickstart/make_sample_repo.py", "--force", DEMO_REPO)
+    run(BIN / "agentfleet", "run", "-f", "examples/quickstart", "--repo", DEMO_REPO)
+
+
+def test() -> None:
+    run(BIN / "ruff", "check", "src", "tests", "bench", "examples", "dev.py")
+    run(BIN / "ruff", "format", "--check", "src", "tests", "bench", "examples", "dev.py")
+    run(BIN / "mypy")
+    run(BIN / "lint-imports")
+    run(BIN / "pytest")
+
+
+def bench() -> None:
+    for script in ("schedule.py", "worktrees.py", "runner_overhead.py"):
+        run(BIN / "python", f"bench/{script}")
+
+
+COMMANDS = {"demo": demo, "test": test, "bench": bench}
+
+
+def main() -> None:
+    if sys.version_info < (3, 11):  # noqa: UP036 - this check is for older interpreters
+        sys.exit(f"agentfleet needs Python >= 3.11, found {sys.version.split()[0]}")
+    if len(sys.argv) != 2 or sys.argv[1] not in COMMANDS:
+        sys.exit(__doc__)
+    ensure_venv()
+    COMMANDS[sys.argv[1]]()
+
+
+if __name__ == "__main__":
+    main()
