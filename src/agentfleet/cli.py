@@ -85,6 +85,7 @@ StateDirOption = Annotated[
 OutputOption = Annotated[
     str | None, typer.Option("--output", "-o", help="yaml or json instead of a table.")
 ]
+KindArgument = Annotated[str, typer.Argument(help="projects|agents|workflows|batches|tasks")]
 FilesOption = Annotated[
     list[Path], typer.Option("--file", "-f", help="Manifest file or folder (repeatable).")
 ]
@@ -123,12 +124,9 @@ def _load_checked(files: list[Path], ws: Workspace) -> list[LoadedResource]:
         loaded = load_manifests(files)
         stored: list[Any] = []
         if ws.has_store:
-            store = ws.open_store()
-            try:
+            with ws.open_store() as store:
                 for kind in KINDS:
                     stored.extend(store.list(kind))
-            finally:
-                store.close()
         check_references(loaded, stored, ws.repo)
     except ManifestError as exc:
         for issue in exc.issues:
@@ -144,17 +142,14 @@ def apply(files: FilesOption, repo: RepoOption = None, state_dir: StateDirOption
 
     ws = _workspace(repo, state_dir)
     loaded = _load_checked(files, ws)
-    store = ws.open_store()
-    try:
+    with ws.open_store() as store:
         for line in store.apply([item.resource for item in loaded], datetime.now(UTC)):
             console.print(line)
-    finally:
-        store.close()
 
 
 @app.command()
 def delete(
-    kind: Annotated[str, typer.Argument(help="projects|agents|workflows|batches|tasks")],
+    kind: KindArgument,
     name: str,
     repo: RepoOption = None,
     state_dir: StateDirOption = None,
@@ -164,11 +159,8 @@ def delete(
     ws = _workspace(repo, state_dir)
     if not ws.has_store:
         raise _fail(f"{resolved} {name!r} not found (no store in {ws.state_dir})")
-    store = ws.open_store()
-    try:
+    with ws.open_store() as store:
         deleted = store.delete(resolved, name)
-    finally:
-        store.close()
     if not deleted:
         raise _fail(f"{resolved} {name!r} not found")
     for line in deleted:
@@ -177,7 +169,7 @@ def delete(
 
 @app.command()
 def get(
-    kind: Annotated[str, typer.Argument(help="projects|agents|workflows|batches|tasks")],
+    kind: KindArgument,
     name: Annotated[str | None, typer.Argument()] = None,
     output: OutputOption = None,
     repo: RepoOption = None,
@@ -193,14 +185,11 @@ def get(
     objects: list[Any] = []
     active: dict[str, int] = {}
     if ws.has_store:
-        store = ws.open_store()
-        try:
+        with ws.open_store() as store:
             objects = store.list(resolved)
             for run in store.runs():
                 if not run.phase.finished:
                     active[run.agent] = active.get(run.agent, 0) + 1
-        finally:
-            store.close()
     if name is not None:
         objects = [o for o in objects if o.name == name]
         if not objects:
@@ -218,7 +207,7 @@ def get(
 
 @app.command()
 def describe(
-    kind: Annotated[str, typer.Argument(help="projects|agents|workflows|batches|tasks")],
+    kind: KindArgument,
     name: str,
     repo: RepoOption = None,
     state_dir: StateDirOption = None,
@@ -230,29 +219,23 @@ def describe(
     ws = _workspace(repo, state_dir)
     if not ws.has_store:
         raise _fail(f"{resolved} {name!r} not found")
-    store = ws.open_store()
-    try:
+    with ws.open_store() as store:
         obj = store.get(resolved, name)
         if obj is None:
             raise _fail(f"{resolved} {name!r} not found")
         events = store.events(resolved, name)
         runs = store.runs()
-    finally:
-        store.close()
     console.print(render(obj, events, runs))
 
 
 def _annotate(kind: str, name: str, key: str, value: str, ws: Workspace) -> None:
     if not ws.has_store:
         raise _fail(f"{kind} {name!r} not found")
-    store = ws.open_store()
-    try:
+    with ws.open_store() as store:
         obj = store.get(kind, name)
         if obj is None:
             raise _fail(f"{kind} {name!r} not found")
         store.set_annotation(kind, name, key, value)
-    finally:
-        store.close()
 
 
 @app.command()
@@ -272,8 +255,7 @@ def approve(
     approver = (by or getpass.getuser() or "someone").replace(",", " ").strip()
     if not ws.has_store:
         raise _fail(f"AgentTask {task!r} not found")
-    store = ws.open_store()
-    try:
+    with ws.open_store() as store:
         obj = store.get("AgentTask", task)
         if obj is None:
             raise _fail(f"AgentTask {task!r} not found")
@@ -288,8 +270,6 @@ def approve(
         store.set_annotation(
             "AgentTask", task, APPROVE_ANNOTATION_PREFIX + stage, None, merge=add_approver
         )
-    finally:
-        store.close()
     console.print(f"AgentTask/{task}: stage {stage} approved by {approver}")
 
 
