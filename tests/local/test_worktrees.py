@@ -525,3 +525,17 @@ def test_pool_entry_half_made_by_a_killed_git_is_discarded(
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
     for path in registered(repo):
         assert git(Path(path), "rev-parse", "--verify", "HEAD")
+
+
+def test_warm_fills_the_pool_in_the_background_before_any_acquire(
+    repo: Path, manager: Callable[..., WorktreeManager]
+) -> None:
+    import time
+
+    wt = manager(pool_size=1)
+    assert wt.pooled() == []
+    wt.warm("main")
+    deadline = time.monotonic() + 30
+    while not wt.pooled() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(wt.pooled()) == 1

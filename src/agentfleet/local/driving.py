@@ -10,7 +10,7 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
-from ..models import AgentTask, TicketBatch
+from ..models import AgentTask, Project, TicketBatch
 from ..models.meta import Resource
 from .display import RunDisplay
 from .engine import EngineBusyError, EngineOptions, LocalEngine
@@ -48,6 +48,9 @@ def drive(
         for line in engine.store.apply(list(resources), datetime.now(UTC)):
             console.print(line, highlight=False)
         batches = [r.name for r in resources if isinstance(r, TicketBatch)]
+        bases = {p.spec.repository.base_branch for p in resources if isinstance(p, Project)}
+        if len(bases) == 1:
+            engine.worktrees.warm(bases.pop())
         if not batches:
             console.print("no TicketBatch in these manifests: applied, nothing to run")
             return EXIT_OK

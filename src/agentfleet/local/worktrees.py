@@ -374,6 +374,13 @@ class WorktreeManager:
         with self._lock:
             return len(self._ready)
 
+    def warm(self, base: str) -> None:
+        """Fill the pool at `base` in the background now, before the first task asks."""
+        with self._lock:
+            self._base = base
+            self._wanted = True
+            self._changed.notify_all()
+
     def pooled(self) -> list[Path]:
         """The pool worktrees ready to be handed out, for inspection."""
         with self._lock:
