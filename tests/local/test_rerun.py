@@ -56,3 +56,13 @@ def test_a_batch_that_does_not_execute_ends_once_planned(fleet: Fleet) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert fleet.get("batches", "b")["status"]["phase"] == "Refined"
     assert not trace.exists(), "no agent runs for a batch that only plans"
+
+
+def test_running_a_finished_batch_again_says_it_does_not_run_again(fleet: Fleet) -> None:
+    trace = fleet.tmp / "trace.log"
+    manifests = fleet.write(_docs(trace))
+    assert fleet.run(manifests).returncode == 0
+    again = fleet.run(manifests)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "TicketBatch/b already ended Succeeded" in again.stdout
+    assert trace.read_text().splitlines() == ["b-one-develop-1"]

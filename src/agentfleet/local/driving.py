@@ -54,6 +54,13 @@ def drive(
         if not batches:
             console.print("no TicketBatch in these manifests: applied, nothing to run")
             return EXIT_OK
+        engine.snapshot(datetime.now(UTC))
+        for name, phase in engine.batch_phases(batches).items():
+            if phase in ("Succeeded", "Failed"):
+                console.print(
+                    f"TicketBatch/{name} already ended {phase}; a finished batch does not run "
+                    f"again (agentfleet delete batch {name}, then run, starts it afresh)"
+                )
         with RunDisplay(console, engine, batches) as display:
             settle_until: float | None = None
             while True:
