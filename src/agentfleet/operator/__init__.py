@@ -1,0 +1,1 @@
+"""The Kubernetes operator: runs batches as Pods; the pure builders of what it creates."""
