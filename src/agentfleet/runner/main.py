@@ -86,6 +86,10 @@ def _finish(sink: EventSink, result_path: str, result: RunResult) -> int:
 
 
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["prepare"]:
+        from .prepare import main as prepare_main
+
+        return prepare_main(argv[1:])
     started = time.monotonic()
     args = _arguments(argv)
     try:
