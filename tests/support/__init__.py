@@ -1,0 +1,1 @@
+"""Test-only support code: a Kubernetes API emulator filled in for the operator tests."""
