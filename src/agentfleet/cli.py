@@ -106,6 +106,12 @@ def _workspace(repo: Path | None, state_dir: Path | None) -> Workspace:
         raise _fail(f"--repo: {exc}", EXIT_BAD_INPUT) from exc
 
 
+def _need_store(ws: Workspace, kind: str, name: str) -> None:
+    """Nothing was ever applied here: whatever the user names, it is not found."""
+    if not ws.has_store:
+        raise _fail(f"{kind} {name!r} not found (no store in {ws.state_dir})")
+
+
 def _kind(word: str) -> str:
     from .local.views import KIND_CHOICES, resolve_kind
 
@@ -157,8 +163,7 @@ def delete(
     """Delete one resource; a batch takes its tasks with it. Branches are kept."""
     resolved = _kind(kind)
     ws = _workspace(repo, state_dir)
-    if not ws.has_store:
-        raise _fail(f"{resolved} {name!r} not found (no store in {ws.state_dir})")
+    _need_store(ws, resolved, name)
     with ws.open_store() as store:
         deleted = store.delete(resolved, name)
     if not deleted:
@@ -217,8 +222,7 @@ def describe(
 
     resolved = _kind(kind)
     ws = _workspace(repo, state_dir)
-    if not ws.has_store:
-        raise _fail(f"{resolved} {name!r} not found")
+    _need_store(ws, resolved, name)
     with ws.open_store() as store:
         obj = store.get(resolved, name)
         if obj is None:
@@ -229,8 +233,7 @@ def describe(
 
 
 def _annotate(kind: str, name: str, key: str, value: str, ws: Workspace) -> None:
-    if not ws.has_store:
-        raise _fail(f"{kind} {name!r} not found")
+    _need_store(ws, kind, name)
     with ws.open_store() as store:
         obj = store.get(kind, name)
         if obj is None:
@@ -253,8 +256,7 @@ def approve(
 
     ws = _workspace(repo, state_dir)
     approver = (by or getpass.getuser() or "someone").replace(",", " ").strip()
-    if not ws.has_store:
-        raise _fail(f"AgentTask {task!r} not found")
+    _need_store(ws, "AgentTask", task)
     with ws.open_store() as store:
         obj = store.get("AgentTask", task)
         if obj is None:

@@ -150,6 +150,9 @@ _RUN_COLUMNS = (
 )
 
 
+_RUN_PARAMS = ", ".join("?" * len(_RUN_COLUMNS.split(",")))
+
+
 def _run_row(run: RunRecord) -> tuple[Any, ...]:
     return (
         run.name,
@@ -426,19 +429,17 @@ class Store:
 
     def add_run(self, run: RunRecord) -> bool:
         """Record a run before its process starts; False when a run of that name exists."""
-        placeholders = ", ".join("?" * len(_RUN_COLUMNS.split(",")))
         with self.transaction() as db:
             cursor = db.execute(
-                f"INSERT OR IGNORE INTO runs ({_RUN_COLUMNS}) VALUES ({placeholders})",
+                f"INSERT OR IGNORE INTO runs ({_RUN_COLUMNS}) VALUES ({_RUN_PARAMS})",
                 _run_row(run),
             )
             return cursor.rowcount == 1
 
     def save_run(self, run: RunRecord) -> None:
-        placeholders = ", ".join("?" * len(_RUN_COLUMNS.split(",")))
         with self.transaction() as db:
             db.execute(
-                f"INSERT OR REPLACE INTO runs ({_RUN_COLUMNS}) VALUES ({placeholders})",
+                f"INSERT OR REPLACE INTO runs ({_RUN_COLUMNS}) VALUES ({_RUN_PARAMS})",
                 _run_row(run),
             )
 
