@@ -356,6 +356,85 @@ def run(
     raise typer.Exit(code)
 
 
+@app.command()
+def operator(
+    namespace: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--namespace", "-n", help="Namespace to watch (repeatable); none: every namespace."
+        ),
+    ] = None,
+    peering: Annotated[
+        str | None,
+        typer.Option(help="kopf peering name, for more than one replica; unset: standalone."),
+    ] = None,
+    qps: Annotated[
+        float, typer.Option(help="Kubernetes API requests per second; 0: no limit.")
+    ] = 50.0,
+    burst: Annotated[int, typer.Option(help="Requests allowed at once above --qps.")] = 100,
+    liveness: Annotated[
+        str, typer.Option(help="kopf's liveness endpoint; empty: none.")
+    ] = "http://0.0.0.0:8080/healthz",
+    metrics_port: Annotated[
+        int, typer.Option(help="Port of the Prometheus /metrics endpoint; 0: none.")
+    ] = 9090,
+    runner_image: Annotated[
+        str | None, typer.Option(help="Image of the init container, and of agents without one.")
+    ] = None,
+    image_pull_policy: Annotated[
+        str, typer.Option(help="Always, IfNotPresent or Never.")
+    ] = "IfNotPresent",
+    workspace_storage_class: Annotated[
+        str | None,
+        typer.Option(help="Storage class of workspace claims; unset: the cluster default."),
+    ] = None,
+    workspace_size: Annotated[str, typer.Option(help="Size of a batch's workspace.")] = "10Gi",
+    workspace_access_mode: Annotated[
+        str, typer.Option(help="ReadWriteOnce, ReadWriteOncePod or ReadWriteMany.")
+    ] = "ReadWriteOnce",
+    retain_workspaces: Annotated[
+        bool, typer.Option("--retain-workspaces", help="Keep a batch's claim when it is deleted.")
+    ] = False,
+    image_pull_grace_seconds: Annotated[
+        int, typer.Option(help="How long a Pod may fail to pull its image before its run fails.")
+    ] = 120,
+) -> None:
+    """Run the Kubernetes operator: reconcile agentfleet resources into Pods."""
+    import logging
+
+    from .models.batch import WorkspaceAccessMode
+    from .operator.main import Operator
+    from .operator.pods import PodSettings
+    from .operator.settings import OperatorSettings
+
+    if image_pull_policy not in ("Always", "IfNotPresent", "Never"):
+        print_error(f"--image-pull-policy {image_pull_policy!r}: use Always, IfNotPresent or Never")
+        raise typer.Exit(EXIT_BAD_INPUT)
+    modes = [m.value for m in WorkspaceAccessMode]
+    if workspace_access_mode not in modes:
+        print_error(f"--workspace-access-mode {workspace_access_mode!r}: use one of {modes}")
+        raise typer.Exit(EXIT_BAD_INPUT)
+    pod = PodSettings(image_pull_policy=image_pull_policy)  # type: ignore[arg-type]
+    if runner_image:
+        pod = PodSettings(runner_image=runner_image, image_pull_policy=pod.image_pull_policy)
+    settings = OperatorSettings(
+        namespaces=tuple(namespace or ()),
+        peering=peering,
+        qps=qps,
+        burst=burst,
+        liveness=liveness,
+        metrics_port=metrics_port,
+        pod=pod,
+        workspace_storage_class=workspace_storage_class,
+        workspace_size=workspace_size,
+        workspace_access_mode=workspace_access_mode,
+        retain_workspaces=retain_workspaces,
+        image_pull_grace_seconds=image_pull_grace_seconds,
+    )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    Operator.build(settings).run()
+
+
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def runner(
     spec: Annotated[Path, typer.Option("--spec", help="The run spec (JSON).")],

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 
 from ..models.batch import TICKET_ID, TicketBatch
 from ..models.meta import ObjectMeta, ObjectRef
+from ..models.project import Project
 from ..models.run import RefinedTicket
 from ..models.task import AgentTask, AgentTaskSpec
+from ..models.workflow import Workflow
 from .dag import find_cycle
 from .naming import branch_name, run_name, task_name
 
@@ -141,3 +143,19 @@ def run_name_clash(tasks: Sequence[AgentTask], stages: Sequence[str]) -> str | N
                 )
             seen[name] = (task.spec.ticket_id or task.name, stage)
     return None
+
+
+def task_workflow(
+    task: AgentTask,
+    batch: TicketBatch | None,
+    project: Project | None,
+    workflows: Mapping[str, Workflow],
+) -> Workflow | None:
+    """The task's own workflow when it exists, else its batch's, else its project's default."""
+    own = task.spec.workflow_ref
+    if own is not None and own.name in workflows:
+        return workflows[own.name]
+    ref = (batch.spec.workflow_ref if batch else None) or (
+        project.spec.default_workflow_ref if project else None
+    )
+    return workflows.get(ref.name) if ref else None

@@ -29,13 +29,14 @@ from ..core.actions import (
     SetStatus,
     StartRun,
 )
+from ..core.planning import task_workflow
 from ..core.reconcile import decide
 from ..core.snapshot import Snapshot
-from ..models import AgentConfig, AgentTask, Project, TicketBatch, Workflow
+from ..models import AgentConfig, AgentTask, Project, TicketBatch
 from ..models.meta import Resource
-from ..models.run import AttemptPhase, RunKind, RunPhase, RunResult
+from ..models.run import AttemptPhase, RunPhase, RunResult
 from ..models.task import TaskPhase
-from ..runner.spec import RunSpec
+from ..runner.spec import build_run_spec
 from .launcher import Launcher, Limits, ProcessExit, ProcessHandle
 from .store import RunRecord, Store
 from .workspace import exclude_state_dir
@@ -396,56 +397,31 @@ class LocalEngine:
         files.context.mkdir(parents=True, exist_ok=True)
         task: AgentTask | None = self._model("AgentTask", request.task)
         batch: TicketBatch | None = self._model("TicketBatch", request.batch)
-        stage_spec = None
-        branch = None
-        if request.kind == RunKind.STAGE:
-            if task is None:
-                raise ValueError(f"task {request.task!r} is gone")
-            project: Project | None = self._model("Project", request.project)
-            base = project.spec.repository.base_branch if project else "main"
-            branch = (task.status.branch if task.status else None) or task.spec.branch
-            if branch is None:
-                raise ValueError(f"task {task.name!r} has no branch")
-            worktree = self.worktrees.acquire(task.name, branch, base, reuse=True)
-            workflow = self._workflow_of(task, batch, project)
-            try:
-                stage_spec = workflow.spec.stage(request.stage) if workflow else None
-            except KeyError:
-                stage_spec = None
-            if stage_spec is None:
-                raise ValueError(f"task {task.name!r}: no workflow with a stage {request.stage!r}")
-        else:
-            worktree = files.root
+        project: Project | None = self._model("Project", request.project)
+        workflow = task_workflow(task, batch, project, self._models("Workflow")) if task else None
         limits = agent.spec.environment_requirements.resource_limits
         memory_rlimit = None
         if limits.memory_mb is not None and not self.launcher.memory_by_cgroup:
             memory_rlimit = limits.memory_mb * 1024 * 1024
-        spec = RunSpec(
-            name=request.name,
-            kind=request.kind,
-            batch=request.batch,
-            task=request.task,
-            stage=request.stage,
-            attempt=request.attempt,
-            agent_name=request.agent,
-            agent=agent.spec,
-            task_spec=task.spec if task is not None else None,
-            stage_spec=stage_spec,
-            tickets=list(batch.spec.tickets)
-            if batch and request.kind == RunKind.REFINEMENT
-            else [],
-            worktree=str(worktree),
+        # Built before the worktree is made: a run that cannot start leaves nothing behind.
+        spec = build_run_spec(
+            request,
+            agent=agent,
+            task=task,
+            batch=batch,
+            workflow=workflow,
+            worktree=str(files.root),
             context_dir=str(files.context),
-            branch=branch,
-            # The engine ends a run at its deadline (the whole process group); the runner's own
-            # deadline is a backstop for when no driver is watching.
-            timeout_seconds=(
-                request.timeout_seconds + RUNNER_DEADLINE_SLACK_SECONDS
-                if request.timeout_seconds
-                else None
-            ),
+            # The engine ends a run at its deadline (the whole process group); the runner's
+            # own deadline is a backstop for when no driver is watching.
+            timeout_slack_seconds=RUNNER_DEADLINE_SLACK_SECONDS,
             memory_limit_bytes=memory_rlimit,
         )
+        worktree = files.root
+        if task is not None and spec.branch is not None:
+            base = project.spec.repository.base_branch if project else "main"
+            worktree = self.worktrees.acquire(task.name, spec.branch, base, reuse=True)
+            spec = spec.model_copy(update={"worktree": str(worktree)})
         tmp = files.spec.with_suffix(".tmp")
         tmp.write_text(spec.model_dump_json(by_alias=True, exclude_none=True))
         os.replace(tmp, files.spec)
@@ -473,17 +449,8 @@ class LocalEngine:
             stderr=files.stderr,
         )
 
-    def _workflow_of(
-        self, task: AgentTask, batch: TicketBatch | None, project: Project | None
-    ) -> Workflow | None:
-        """The task's own workflow when it exists, else its batch's, as the core chooses."""
-        own = task.spec.workflow_ref
-        if own is not None and self._model("Workflow", own.name) is not None:
-            return self._model("Workflow", own.name)
-        ref = (batch.spec.workflow_ref if batch else None) or (
-            project.spec.default_workflow_ref if project else None
-        )
-        return self._model("Workflow", ref.name) if ref else None
+    def _models(self, kind: str) -> dict[str, Any]:
+        return {name: model for (k, name), (_, model) in self._cache.items() if k == kind}
 
     def _cleanup_worktrees(self) -> None:
         """Apply the cleanup policy once a task is final and none of its runs is alive."""

@@ -80,6 +80,34 @@ class ExecutionStrategy(StrEnum):
     DEPENDENCY_AWARE = "DependencyAware"
 
 
+QUANTITY_PATTERN = r"^[0-9]+(\.[0-9]+)?([KMGTPE]i|[kMGTPE])?$"
+
+
+class WorkspaceAccessMode(StrEnum):
+    READ_WRITE_ONCE = "ReadWriteOnce"
+    READ_WRITE_ONCE_POD = "ReadWriteOncePod"
+    READ_WRITE_MANY = "ReadWriteMany"
+
+
+class Workspace(CamelModel):
+    """The batch's workspace volume in a cluster; unset fields take the operator's defaults.
+
+    Every task's worktree lives on it. ReadWriteOnce keeps a batch's Pods on one node;
+    ReadWriteMany lets them spread. Ignored by `agentfleet run`, which uses the local disk.
+    """
+
+    storage_class_name: str | None = Field(
+        default=None, description="Storage class of the claim; unset: the cluster's default."
+    )
+    size: str | None = Field(
+        default=None, pattern=QUANTITY_PATTERN, description="Requested size, such as 10Gi."
+    )
+    access_mode: WorkspaceAccessMode | None = None
+    retain: bool | None = Field(
+        default=None, description="Keep the claim when the batch is deleted."
+    )
+
+
 class TicketBatchSpec(CamelModel):
     project_ref: ObjectRef
     tickets: list[Ticket] = Field(min_length=1)
@@ -92,6 +120,7 @@ class TicketBatchSpec(CamelModel):
     workflow_ref: ObjectRef | None = None
     agent_assignments: dict[AgentType, str] = Field(default_factory=dict)
     execute: bool = Field(default=True, description="Run the tasks once refined.")
+    workspace: Workspace = Field(default_factory=Workspace)
 
     @field_validator("tickets")
     @classmethod

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from pydantic import Field, PositiveInt
 
-from ..models.agent import AgentConfigSpec
-from ..models.batch import Ticket
+from ..core.actions import RunRequest
+from ..models.agent import AgentConfig, AgentConfigSpec
+from ..models.batch import Ticket, TicketBatch
 from ..models.meta import CamelModel
 from ..models.run import RunKind
-from ..models.task import AgentTaskSpec
-from ..models.workflow import Stage
+from ..models.task import AgentTask, AgentTaskSpec
+from ..models.workflow import Stage, Workflow
 
 
 class CommitAuthor(CamelModel):
@@ -47,4 +48,57 @@ class RunSpec(CamelModel):
         default=None,
         description="RLIMIT_AS the runner sets on the agent's process; None where a cgroup or "
         "a Pod limit already bounds the run.",
+    )
+
+
+def build_run_spec(
+    request: RunRequest,
+    *,
+    agent: AgentConfig,
+    task: AgentTask | None,
+    batch: TicketBatch | None,
+    workflow: Workflow | None,
+    worktree: str,
+    context_dir: str,
+    timeout_slack_seconds: int = 0,
+    memory_limit_bytes: int | None = None,
+) -> RunSpec:
+    """The spec of `request`, the same for a Pod and a local process but for its paths.
+
+    Raises ValueError when the request no longer fits the world (its task is gone, or no
+    workflow has its stage): the driver then fails the run with that message.
+    """
+    stage_spec = None
+    branch = None
+    if request.kind == RunKind.STAGE:
+        if task is None:
+            raise ValueError(f"task {request.task!r} is gone")
+        branch = (task.status.branch if task.status else None) or task.spec.branch
+        if branch is None:
+            raise ValueError(f"task {task.name!r} has no branch")
+        try:
+            stage_spec = workflow.spec.stage(request.stage) if workflow else None
+        except KeyError:
+            stage_spec = None
+        if stage_spec is None:
+            raise ValueError(f"task {task.name!r}: no workflow with a stage {request.stage!r}")
+    return RunSpec(
+        name=request.name,
+        kind=request.kind,
+        batch=request.batch,
+        task=request.task,
+        stage=request.stage,
+        attempt=request.attempt,
+        agent_name=request.agent,
+        agent=agent.spec,
+        task_spec=task.spec if task is not None else None,
+        stage_spec=stage_spec,
+        tickets=list(batch.spec.tickets) if batch and request.kind == RunKind.REFINEMENT else [],
+        worktree=worktree,
+        context_dir=context_dir,
+        branch=branch,
+        timeout_seconds=(
+            request.timeout_seconds + timeout_slack_seconds if request.timeout_seconds else None
+        ),
+        memory_limit_bytes=memory_limit_bytes,
     )
