@@ -28,16 +28,20 @@ def run(*argv: str | Path) -> None:
         sys.exit(code)
 
 
-def ensure_venv() -> None:
+def ensure_venv(extras: str = "dev,chart") -> None:
+    """The tests need the `dev` and `chart` extras (the chart one is large); the demo none."""
     pyproject = ROOT / "pyproject.toml"
-    if STAMP.exists() and STAMP.stat().st_mtime >= pyproject.stat().st_mtime:
+    fresh = STAMP.exists() and STAMP.stat().st_mtime >= pyproject.stat().st_mtime
+    wanted = {e for e in extras.split(",") if e}
+    if fresh and wanted <= {e for e in STAMP.read_text().split(",") if e}:
         return
     if not (BIN / "python").exists():
         print(f"+ creating {VENV}", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)
     run(BIN / "python", "-m", "pip", "install", "--quiet", "--upgrade", "pip")
-    run(BIN / "python", "-m", "pip", "install", "--quiet", "-e", ".[dev]")
-    STAMP.touch()
+    target = f".[{','.join(sorted(wanted))}]" if wanted else "."
+    run(BIN / "python", "-m", "pip", "install", "--quiet", "-e", target)
+    STAMP.write_text(extras)
 
 
 def demo() -> None:
@@ -66,7 +70,7 @@ def main() -> None:
         sys.exit(f"agentfleet needs Python >= 3.11, found {sys.version.split()[0]}")
     if len(sys.argv) != 2 or sys.argv[1] not in COMMANDS:
         sys.exit(__doc__)
-    ensure_venv()
+    ensure_venv("" if sys.argv[1] == "demo" else "dev,chart")
     COMMANDS[sys.argv[1]]()
 
 

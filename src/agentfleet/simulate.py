@@ -130,7 +130,13 @@ class Simulation:
                 if run is not None and not run.observed.phase.finished:
                     self._end(run, ok=False, reason=reason)
             case SetStatus(kind=kind, name=name, status=status):
-                store: dict[str, Any] = self.batches if kind == "TicketBatch" else self.tasks
+                store: dict[str, Any] = {
+                    "TicketBatch": self.batches,
+                    "AgentTask": self.tasks,
+                    "AgentConfig": self.agents,
+                    "Workflow": self.workflows,
+                    "Project": self.projects,
+                }[kind]
                 if name in store:
                     store[name] = store[name].model_copy(update={"status": status})
             case RecordEvent():

@@ -28,7 +28,7 @@ def _docs(name: str) -> list[dict[str, Any]]:
 TICKETS: list[dict[str, Any]] = _docs("batch.yaml")[0]["spec"]["tickets"]
 STAGES = {
     s["name"]: s
-    for d in _docs("project.yaml")
+    for d in _docs("workflow.yaml")
     if d["kind"] == "Workflow"
     for s in d["spec"]["stages"]
 }

@@ -85,9 +85,7 @@ class Cluster:
     def __post_init__(self) -> None:
         for crd in generate_crds().values():
             self.emu.add_crd(crd)
-        self.emu.write_object(
-            "namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
-        )
+        self.add_namespace(NAMESPACE)
         self.client = kubernetes.client.ApiClient(client_configuration(self.emu))
         self.custom = kubernetes.client.CustomObjectsApi(self.client)
         self.core = kubernetes.client.CoreV1Api(self.client)
@@ -102,6 +100,7 @@ class Cluster:
         self,
         settings: OperatorSettings | None = None,
         prepare: Callable[[Operator], None] | None = None,
+        serve_metrics: bool = False,
     ) -> RunningOperator:
         operator = Operator.build(settings or self.settings, client_configuration(self.emu))
         if prepare is not None:
@@ -110,7 +109,10 @@ class Cluster:
 
         def run() -> None:
             operator.run(
-                stop_flag=stop, ready_flag=ready, kopf_settings=fast_kopf, serve_metrics=False
+                stop_flag=stop,
+                ready_flag=ready,
+                kopf_settings=fast_kopf,
+                serve_metrics=serve_metrics,
             )
 
         thread = threading.Thread(target=run, name="kopf", daemon=True)
@@ -130,16 +132,21 @@ class Cluster:
 
     # --- the user, with kubectl ------------------------------------------------------------
 
-    async def apply(self, *docs: JSON) -> None:
+    def add_namespace(self, name: str) -> None:
+        self.emu.write_object(
+            "namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+        )
+
+    async def apply(self, *docs: JSON, namespace: str = NAMESPACE) -> None:
         for doc in docs:
             body = copy.deepcopy(doc)
-            body.setdefault("metadata", {})["namespace"] = NAMESPACE
+            body.setdefault("metadata", {})["namespace"] = namespace
             plural = PLURALS[body["kind"]]
             await asyncio.to_thread(
                 self.custom.create_namespaced_custom_object,
                 GROUP,
                 VERSION,
-                NAMESPACE,
+                namespace,
                 plural,
                 body,
             )

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
+from agentfleet.operator.settings import OperatorSettings
 from tests.operator import manifests as m
 from tests.operator.harness import NAMESPACE, Cluster, RunningOperator
 
@@ -165,3 +168,25 @@ async def test_the_schema_rejects_a_batch_at_apply_with_the_field_named(
         await cluster.apply(bad)
     assert cluster.get("TicketBatch", "b1") is None
     assert NAMESPACE
+
+
+async def test_watching_every_namespace_runs_each_namespaces_batch_with_its_own_config(
+    cluster: Cluster,
+) -> None:
+    cluster.add_namespace("team-b")
+    settings = OperatorSettings(liveness="", metrics_port=0, resync_seconds=0.5)
+    running = await cluster.start_operator(settings)
+    try:
+        await cluster.apply(*m.base(), m.batch("b1", [m.ticket("x")]))
+        await cluster.apply(*m.base(), m.batch("b1", [m.ticket("y")]), namespace="team-b")
+
+        def pods_in(namespace: str) -> set[str]:
+            return {p["metadata"]["name"] for p in cluster.emu.list_objects("pods", namespace)}
+
+        await cluster.until(lambda: pods_in("team-b") == {"b1-y-develop-1"}, what="team-b's Pod")
+        await cluster.until(lambda: pods_in(NAMESPACE) == {"b1-x-develop-1"}, what="team-a's Pod")
+        task = cluster.emu.get_object("agenttasks", "team-b", "b1-y")
+        batch = cluster.emu.get_object("ticketbatches", "team-b", "b1")
+        assert task["metadata"]["ownerReferences"][0]["uid"] == batch["metadata"]["uid"]
+    finally:
+        await asyncio.to_thread(running.stop)

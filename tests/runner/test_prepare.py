@@ -134,3 +134,27 @@ def test_the_command_makes_the_worktree_from_the_environment(origin: Path, tmp_p
     )
     assert done.returncode == 0, done.stderr
     assert (workspace / "worktrees" / "b-t1" / "README.md").exists()
+
+
+def test_the_credential_helper_answers_git_with_the_token_from_the_environment() -> None:
+    import os
+    import subprocess
+
+    from agentfleet.runner.prepare import CREDENTIAL_HELPER
+
+    env = {
+        **os.environ,
+        "AGENTFLEET_GIT_USERNAME": "bot",
+        "AGENTFLEET_GIT_TOKEN": "t0k'en $HOME `x`",
+        "GIT_TERMINAL_PROMPT": "0",
+    }
+    done = subprocess.run(
+        ["git", "-c", f"credential.helper={CREDENTIAL_HELPER}", "credential", "fill"],
+        input="protocol=https\nhost=git.example.com\n\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    assert "username=bot\n" in done.stdout
+    assert "password=t0k'en $HOME `x`\n" in done.stdout

@@ -24,6 +24,7 @@ from ..models.task import ACTION_ANNOTATION, AgentTask, HumanAction, TaskPhase
 from ..models.workflow import Workflow
 from .actions import Action, ClearAnnotation, CreateTask, RecordEvent, SetStatus
 from .conditions import set_condition
+from .configs import config_statuses
 from .planning import run_name_clash, tasks_from_refined, tasks_from_tickets
 from .processing import process_tasks
 from .refinement import refine, refined_tickets, refinement_agent
@@ -58,6 +59,7 @@ def decide(snapshot: Snapshot) -> list[Action]:
         ),
     ):
         BatchReconciler(world, batch).reconcile()
+    world.ctx.actions.extend(config_statuses(world))
     return world.ctx.actions
 
 

@@ -52,6 +52,8 @@ def configure_kopf(target: kopf.OperatorSettings, settings: OperatorSettings) ->
         target.peering.name = settings.peering
         target.peering.standalone = False
         target.peering.mandatory = True
+        # Peers of equal priority all pause; distinct ones elect the highest as active.
+        target.peering.priority = settings.priority
     else:
         target.peering.standalone = True
     target.posting.level = logging.WARNING
@@ -119,8 +121,9 @@ class Operator:
     ) -> None:
         """Block until `stop_flag` is set (or a signal, when in the main thread)."""
         stop = threading.Event()
+        metrics_server = None
         if serve_metrics and self.settings.metrics_port:
-            start_http_server(self.settings.metrics_port, registry=REGISTRY)
+            metrics_server, _ = start_http_server(self.settings.metrics_port, registry=REGISTRY)
         worker = threading.Thread(
             target=self.run_reconciler, args=(stop,), name="agentfleet-reconciler", daemon=True
         )
@@ -142,6 +145,7 @@ class Operator:
                     ready_flag=ready_flag,
                     standalone=not self.settings.peering,
                     peering_name=self.settings.peering,
+                    priority=self.settings.priority if self.settings.peering else None,
                 )
             )
         finally:
@@ -149,3 +153,6 @@ class Operator:
             self.reconciler.stop()
             worker.join(10)
             self.api.close()
+            if metrics_server is not None:
+                metrics_server.shutdown()
+                metrics_server.server_close()

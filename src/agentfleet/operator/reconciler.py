@@ -12,6 +12,7 @@ be deleted while the operator is down; nothing here needs a finalizer.)
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 import threading
 import time
@@ -42,8 +43,14 @@ from .settings import OperatorSettings
 log = logging.getLogger(__name__)
 
 POD_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY},{RUN_LABEL}"
-INVALID_KINDS = ("TicketBatch", "AgentTask")
-"""Kinds whose invalid objects are told so in their status (the others have no phase)."""
+SUMMARY_CONDITION = {
+    "TicketBatch": "Succeeded",
+    "AgentTask": "Succeeded",
+    "AgentConfig": "Ready",
+    "Workflow": "Ready",
+    "Project": "Ready",
+}
+"""The condition that sums up each kind: where an invalid object says what is wrong."""
 
 
 def now_utc() -> datetime:
@@ -104,7 +111,10 @@ class Reconciler:
         complete; deciding on half a listing would re-create what exists (harmless) and
         could count slots wrong. One list per kind at start makes a restart exact.
         """
-        namespaces: list[str | None] = list(self.settings.namespaces) or [None]
+        patterns = self.settings.namespaces
+        globs = any(any(c in ns for c in "*?[") for ns in patterns)
+        # Names are listed one by one; kopf's glob patterns need the cluster-wide list.
+        namespaces: list[str | None] = list(patterns) if patterns and not globs else [None]
         for kind in WATCHED_KINDS:
             for namespace in namespaces:
                 selector = POD_SELECTOR if kind == POD else None
@@ -112,6 +122,9 @@ class Reconciler:
                 api_version = listed.get("apiVersion", "v1")
                 items = []
                 for item in listed.get("items", []):
+                    where = item.get("metadata", {}).get("namespace") or ""
+                    if globs and not any(fnmatch.fnmatchcase(where, p) for p in patterns):
+                        continue
                     item.setdefault("kind", kind)
                     item.setdefault("apiVersion", api_version)
                     items.append(item)
@@ -174,7 +187,7 @@ class Reconciler:
 
     def report_invalid(self, namespace: str) -> None:
         """A batch or task the models refuse fails with the reason, once per generation."""
-        for kind in INVALID_KINDS:
+        for kind, summary in SUMMARY_CONDITION.items():
             for entry in self.cache.entries(kind, namespace):
                 if entry.model is not None or entry.error is None:
                     continue
@@ -188,7 +201,7 @@ class Reconciler:
                     continue
                 now = self.clock()
                 condition = Condition(
-                    type="Succeeded",
+                    type=summary,
                     status=ConditionStatus.FALSE,
                     reason="InvalidSpec",
                     message=entry.error,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass, field
 
 from ..models.batch import TicketBatch
@@ -22,6 +23,8 @@ class OperatorSettings:
     """Where to watch; empty: every namespace (the ClusterRole the chart makes)."""
     peering: str | None = None
     """kopf peering name for more than one replica; None: standalone."""
+    priority: int = field(default_factory=lambda: secrets.randbelow(2**31 - 1) + 1)
+    """This replica's peering priority: random, so replicas differ and one is active."""
     qps: float = 50.0
     burst: int = 100
     liveness: str = "http://0.0.0.0:8080/healthz"

@@ -19,6 +19,17 @@ from .spec import RunSpec
 
 REPOSITORY_URL_ENV = "AGENTFLEET_REPOSITORY_URL"
 BASE_BRANCH_ENV = "AGENTFLEET_BASE_BRANCH"
+GIT_USERNAME_ENV = "AGENTFLEET_GIT_USERNAME"
+GIT_TOKEN_ENV = "AGENTFLEET_GIT_TOKEN"
+CREDENTIAL_HELPER = (
+    '!f() { test "$1" = get || return 0; '
+    f'echo "username=${{{GIT_USERNAME_ENV}:-x-access-token}}"; '
+    f'echo "password=${{{GIT_TOKEN_ENV}}}"; }}; f'
+)
+"""A git credential helper that answers from the environment (the project's Secret).
+
+The token is read by the helper's shell when git asks, so it never appears in an argv, a
+config file or a URL. GitHub, GitLab and Gitea all accept a token as the password."""
 REPOSITORY_DIR = "repo"
 LOCK_FILE = ".prepare.lock"
 
@@ -30,8 +41,9 @@ class PrepareError(RuntimeError):
 def _git(*args: str | Path, cwd: Path | None = None) -> str:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
     env["GIT_TERMINAL_PROMPT"] = "0"  # an init container has no one to answer a prompt
+    auth = ["-c", f"credential.helper={CREDENTIAL_HELPER}"] if env.get(GIT_TOKEN_ENV) else []
     done = subprocess.run(
-        ["git", *(str(a) for a in args)], cwd=cwd, env=env, capture_output=True, text=True
+        ["git", *auth, *(str(a) for a in args)], cwd=cwd, env=env, capture_output=True, text=True
     )
     if done.returncode != 0:
         command = " ".join(str(a) for a in args[:2])
