@@ -77,22 +77,32 @@ class ClusterCache:
         """Bumped by every change: a round that changed the cache is followed by another."""
 
     def put(self, kind: str, body: Mapping[str, Any]) -> bool:
-        """Hold `body` unless what is held is newer; True when something changed."""
+        """Hold `body` unless what is held is newer; True when something changed.
+
+        kopf's loop and the reconciler both put: the check is made again under the lock
+        after parsing (which is slow, so done outside it), or an older watch event parsed
+        alongside a newer write could land last.
+        """
         meta = body.get("metadata", {})
         key = (kind, meta.get("namespace") or "", meta["name"])
         with self._lock:
-            held = self._objects.get(key)
-            if held is not None:
-                old_rv, new_rv = _rv(held.body), _rv(body)
-                same_object = held.body["metadata"].get("uid") == meta.get("uid")
-                known = old_rv is not None and new_rv is not None
-                if same_object and known and new_rv <= old_rv:  # type: ignore[operator]
-                    return False
+            if self._stale(self._objects.get(key), body):
+                return False
         entry = parse(kind, body)
         with self._lock:
+            if self._stale(self._objects.get(key), body):
+                return False
             self._objects[key] = entry
             self.version += 1
         return True
+
+    @staticmethod
+    def _stale(held: Entry | None, body: Mapping[str, Any]) -> bool:
+        if held is None:
+            return False
+        old_rv, new_rv = _rv(held.body), _rv(body)
+        same_object = held.body["metadata"].get("uid") == body.get("metadata", {}).get("uid")
+        return same_object and old_rv is not None and new_rv is not None and new_rv <= old_rv
 
     def remove(self, kind: str, body: Mapping[str, Any]) -> bool:
         meta = body.get("metadata", {})
