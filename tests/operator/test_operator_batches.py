@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
@@ -190,3 +191,14 @@ async def test_watching_every_namespace_runs_each_namespaces_batch_with_its_own_
         assert task["metadata"]["ownerReferences"][0]["uid"] == batch["metadata"]["uid"]
     finally:
         await asyncio.to_thread(running.stop)
+
+
+async def test_a_stage_timeout_stops_the_runner_first_and_the_pod_deadline_last(
+    cluster: Cluster, operator: RunningOperator
+) -> None:
+    await cluster.apply(*m.base(timeout_minutes=10), m.batch("b1", [m.ticket("x")]))
+    await cluster.until_pods("b1-x-develop-1")
+    pod = cluster.get("pods", "b1-x-develop-1")
+    spec = json.loads(pod["metadata"]["annotations"]["agentfleet.dev/run-spec"])
+    assert spec["timeoutSeconds"] == 570
+    assert pod["spec"]["activeDeadlineSeconds"] == 630

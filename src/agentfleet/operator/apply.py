@@ -12,7 +12,7 @@ import os
 import socket
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -54,6 +54,18 @@ TRANSIENT_CODES = frozenset({408, 409, 429, 500, 502, 503, 504})
 
 def json_pointer(*parts: str) -> str:
     return "".join("/" + p.replace("~", "~0").replace("/", "~1") for p in parts)
+
+
+def deadline_margin(timeout: int | None) -> int:
+    """Seconds between the three clocks of a stage timeout, so they fire in a useful order.
+
+    The runner stops its agent `margin` early and still writes what it has (usage, a partial
+    commit); at the timeout the core fails the attempt and stops the Pod; `margin` later the
+    kubelet's activeDeadlineSeconds ends the Pod if nothing else did.
+    """
+    if not timeout:
+        return 0
+    return min(30, max(1, timeout // 10)) if timeout > 1 else 0
 
 
 def combined(messages: list[str]) -> str:
@@ -231,6 +243,8 @@ class Applier:
             if task_model is not None
             else None
         )
+        margin = deadline_margin(request.timeout_seconds)
+        pod_deadline = request.timeout_seconds + margin if request.timeout_seconds else None
         spec = build_run_spec(
             request,
             agent=agent.model,
@@ -239,10 +253,11 @@ class Applier:
             workflow=workflow,
             worktree=run_dir(request.name),
             context_dir=context_path(request.name),
+            timeout_slack_seconds=-margin,
         )
         owner = owner_fields((task or batch).body)
         pod = build_pod(
-            request,
+            replace(request, timeout_seconds=pod_deadline),
             spec,
             agent.model,
             project.model,
