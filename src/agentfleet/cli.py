@@ -364,9 +364,18 @@ def operator(
             "--namespace", "-n", help="Namespace to watch (repeatable); none: every namespace."
         ),
     ] = None,
-    peering: Annotated[
+    leader_election: Annotated[
         str | None,
-        typer.Option(help="kopf peering name, for more than one replica; unset: standalone."),
+        typer.Option(
+            help="Name of the Lease electing the one replica that writes (more than one "
+            "replica); unset: this process is the only one."
+        ),
+    ] = None,
+    leader_election_namespace: Annotated[
+        str | None,
+        typer.Option(
+            envvar="POD_NAMESPACE", help="Namespace of the Lease; default: $POD_NAMESPACE."
+        ),
     ] = None,
     qps: Annotated[
         float, typer.Option(help="Kubernetes API requests per second; 0: no limit.")
@@ -398,8 +407,23 @@ def operator(
     image_pull_grace_seconds: Annotated[
         int, typer.Option(help="How long a Pod may fail to pull its image before its run fails.")
     ] = 120,
+    run_service_account: Annotated[
+        str | None, typer.Option(help="Service account of run Pods (its token is not mounted).")
+    ] = None,
+    run_image_pull_secret: Annotated[
+        list[str] | None,
+        typer.Option(help="Secret to pull run images with (repeatable)."),
+    ] = None,
+    run_node_selector: Annotated[
+        list[str] | None,
+        typer.Option(help="KEY=VALUE a run Pod's node must have (repeatable)."),
+    ] = None,
+    run_tolerations: Annotated[
+        str | None, typer.Option(help="Tolerations of run Pods, as a JSON list.")
+    ] = None,
 ) -> None:
     """Run the Kubernetes operator: reconcile agentfleet resources into Pods."""
+    import json
     import logging
 
     from .models.batch import WorkspaceAccessMode
@@ -414,12 +438,35 @@ def operator(
     if workspace_access_mode not in modes:
         print_error(f"--workspace-access-mode {workspace_access_mode!r}: use one of {modes}")
         raise typer.Exit(EXIT_BAD_INPUT)
-    pod = PodSettings(image_pull_policy=image_pull_policy)  # type: ignore[arg-type]
-    if runner_image:
-        pod = PodSettings(runner_image=runner_image, image_pull_policy=pod.image_pull_policy)
+    selector: dict[str, str] = {}
+    for item in run_node_selector or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            print_error(f"--run-node-selector {item!r}: use KEY=VALUE")
+            raise typer.Exit(EXIT_BAD_INPUT)
+        selector[key] = value
+    tolerations: list[Any] = []
+    if run_tolerations:
+        try:
+            tolerations = json.loads(run_tolerations)
+        except ValueError as exc:
+            print_error(f"--run-tolerations: not JSON: {exc}")
+            raise typer.Exit(EXIT_BAD_INPUT) from exc
+        if not isinstance(tolerations, list) or not all(isinstance(t, dict) for t in tolerations):
+            print_error("--run-tolerations: expected a JSON list of objects")
+            raise typer.Exit(EXIT_BAD_INPUT)
+    pod = PodSettings(
+        image_pull_policy=image_pull_policy,  # type: ignore[arg-type]
+        service_account_name=run_service_account,
+        image_pull_secrets=tuple(run_image_pull_secret or ()),
+        node_selector=selector,
+        tolerations=tuple(tolerations),
+        **({"runner_image": runner_image} if runner_image else {}),
+    )
     settings = OperatorSettings(
         namespaces=tuple(namespace or ()),
-        peering=peering,
+        leader_election=leader_election,
+        leader_election_namespace=leader_election_namespace or "default",
         qps=qps,
         burst=burst,
         liveness=liveness,

@@ -11,11 +11,18 @@ Scenario = tuple[dict[str, Any], tuple[str, ...]]
 EVERYTHING_SET: dict[str, Any] = {
     "image": {"repository": "registry.example/agentfleet/operator", "tag": "9.9.9"},
     "imagePullSecrets": ["pull-secret"],
-    "operator": {"qps": 12.5, "burst": 30, "extraArgs": ["--verbose"]},
+    "operator": {"qps": 12.5, "burst": 30, "extraArgs": ["--image-pull-grace-seconds=600"]},
     "runner": {
         "image": {"repository": "registry.example/agentfleet/runner-claude-code", "tag": "1.2.3"},
         "imagePullPolicy": "Always",
         "imagePullGraceSeconds": 300,
+        "serviceAccountName": "agent-runner",
+        "imagePullSecrets": ["registry-a", "registry-b"],
+        "nodeSelector": {"agentfleet.dev/pool": "agents", "kubernetes.io/arch": "amd64"},
+        "tolerations": [
+            {"key": "dedicated", "operator": "Equal", "value": "agents", "effect": "NoSchedule"},
+            {"key": "spot", "operator": "Exists"},
+        ],
     },
     "workspace": {
         "storageClass": "fast",
@@ -49,9 +56,10 @@ SCENARIOS: dict[str, Scenario] = {
     "defaults": ({}, ()),
     "monitoring": ({}, (MONITORING_API,)),
     "named-namespaces": ({"watchNamespaces": ["team-a", "team-b"]}, (MONITORING_API,)),
-    "namespace-pattern": ({"watchNamespaces": ["team-*", "!team-x"]}, ()),
-    "peering": ({"replicaCount": 2}, (MONITORING_API,)),
-    "peering-named-namespaces": ({"replicaCount": 3, "watchNamespaces": ["team-a"]}, ()),
+    "namespace-pattern": ({"watchNamespaces": ["team-*,!team-x"]}, ()),
+    "leader-election": ({"replicaCount": 2}, (MONITORING_API,)),
+    "leader-election-named-namespaces": ({"replicaCount": 3, "watchNamespaces": ["team-a"]}, ()),
+    "leader-election-one-replica": ({"leaderElection": {"enabled": True}}, ()),
     "no-crds": ({"crds": {"install": False}}, ()),
     "everything-set": (EVERYTHING_SET, (MONITORING_API,)),
 }

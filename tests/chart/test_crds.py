@@ -11,7 +11,7 @@ import pytest
 from agentfleet.crd import generate_crds, render_crd
 
 from .conftest import Render
-from .rendering import CHART_DIR, Obj, Rendered
+from .rendering import CHART_DIR, Obj
 
 CHART_CRDS = CHART_DIR / "files" / "crds"
 GENERATED = generate_crds()
@@ -48,46 +48,24 @@ KEEP = {"helm.sh/resource-policy": "keep"}
 def test_crds_survive_uninstall_only_when_kept(
     render: Render, keep: bool, annotations: dict[str, str] | None
 ) -> None:
-    for crd in render({"crds": {"keep": keep}, "replicaCount": 2}).of_kind(
-        "CustomResourceDefinition"
-    ):
+    for crd in render({"crds": {"keep": keep}}).of_kind("CustomResourceDefinition"):
         assert crd["metadata"].get("annotations") == annotations, crd["metadata"]["name"]
 
 
 def test_no_crd_is_rendered_when_they_are_managed_elsewhere(render: Render) -> None:
-    rendered = render({"crds": {"install": False}, "replicaCount": 2})
-    assert rendered.of_kind("CustomResourceDefinition") == []
-    assert len(rendered.of_kind("ClusterKopfPeering")) == 1  # the object still is the chart's
+    assert render({"crds": {"install": False}}).of_kind("CustomResourceDefinition") == []
 
 
-def kopf_crd(rendered: Rendered) -> tuple[str, str]:
-    """Name and scope of the one kopf peering CRD in the render."""
-    [crd] = [
-        c for c in rendered.of_kind("CustomResourceDefinition") if c["spec"]["group"] == "kopf.dev"
-    ]
-    return crd["metadata"]["name"], crd["spec"]["scope"]
-
-
-def test_peering_crd_and_object_follow_the_operators_scope(render: Render) -> None:
-    assert render().of_kind("ClusterKopfPeering") == []
-    assert render().by_template["peering.yaml"] == []
-
-    cluster = render({"replicaCount": 2})
-    assert kopf_crd(cluster) == ("clusterkopfpeerings.kopf.dev", "Cluster")
-    assert cluster.one("ClusterKopfPeering")["metadata"]["name"] == "agentfleet"
-
-    named = render({"replicaCount": 2, "watchNamespaces": ["team-a", "team-*", "team-b"]})
-    assert kopf_crd(named) == ("kopfpeerings.kopf.dev", "Namespaced")
-    peerings = named.of_kind("KopfPeering")
-    # one per plainly named namespace; a pattern's namespaces are not known at install time
-    assert [p["metadata"]["namespace"] for p in peerings] == ["team-a", "team-b"]
-
-
-def test_peering_objects_are_created_after_their_crd(render: Render) -> None:
-    """Helm maps all of a release's objects to APIs before it creates any: a KopfPeering next
-    to its own CRD would fail the first install, so it is a post-install hook."""
-    for values in ({"replicaCount": 2}, {"replicaCount": 2, "watchNamespaces": ["team-a"]}):
+def test_only_the_agentfleet_crds_whatever_the_replicas(render: Render) -> None:
+    """Leader election uses the built-in Lease: no kopf peering CRD, object or hook."""
+    for values in ({"replicaCount": 3}, {"replicaCount": 2, "watchNamespaces": ["team-a"]}):
         rendered = render(values)
-        for peering in rendered.of_kind("ClusterKopfPeering") + rendered.of_kind("KopfPeering"):
-            hooks = peering["metadata"]["annotations"]["helm.sh/hook"].split(",")
-            assert hooks == ["post-install", "post-upgrade"]
+        crds = rendered.of_kind("CustomResourceDefinition")
+        assert {c["spec"]["group"] for c in crds} == {"agentfleet.dev"}
+        assert not {"ClusterKopfPeering", "KopfPeering"} & rendered.kinds()
+        hooks = {
+            obj["kind"]
+            for obj in rendered.objects
+            if "helm.sh/hook" in (obj["metadata"].get("annotations") or {})
+        }
+        assert hooks == {"Pod"}  # the one hook left is the `helm test` Pod

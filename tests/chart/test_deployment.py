@@ -3,6 +3,7 @@ restricted Pod Security Standard admits."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from tests.support.pod_security import restricted_violations
@@ -55,8 +56,32 @@ def test_every_value_reaches_its_flag(render: Render) -> None:
         "--workspace-size=50Gi",
         "--workspace-access-mode=ReadWriteMany",
         "--retain-workspaces",
-        "--verbose",
+        "--run-service-account=agent-runner",
+        "--run-image-pull-secret=registry-a",
+        "--run-image-pull-secret=registry-b",
+        "--run-node-selector=agentfleet.dev/pool=agents",
+        "--run-node-selector=kubernetes.io/arch=amd64",
+        "--run-tolerations="
+        '[{"effect":"NoSchedule","key":"dedicated","operator":"Equal","value":"agents"},'
+        '{"key":"spot","operator":"Exists"}]',
+        "--image-pull-grace-seconds=600",
     ]
+
+
+def test_run_pod_tolerations_are_one_flag_of_json_that_survives_yaml(render: Render) -> None:
+    """Quotes, spaces, colons and non-ASCII in a toleration reach the operator unchanged."""
+    tolerations = [
+        {"key": 'odd "key"', "operator": "Equal", "value": "a: b, c ü", "effect": "NoExecute"},
+        {"operator": "Exists", "tolerationSeconds": 30},
+    ]
+    args = operator_container(render({"runner": {"tolerations": tolerations}}))["args"]
+    [flag] = [a for a in args if a.startswith("--run-tolerations=")]
+    assert json.loads(flag.removeprefix("--run-tolerations=")) == tolerations
+
+
+def test_run_pod_flags_are_absent_by_default(render: Render) -> None:
+    args = operator_container(render())["args"]
+    assert [a for a in args if a.startswith("--run-")] == []
 
 
 def test_each_served_namespace_is_one_namespace_flag(render: Render) -> None:
@@ -67,15 +92,36 @@ def test_each_served_namespace_is_one_namespace_flag(render: Render) -> None:
     ]
 
 
-def test_peering_is_on_only_with_more_than_one_replica(render: Render) -> None:
+def env_of(container: Obj) -> dict[str, Obj]:
+    return {e["name"]: e for e in container.get("env", [])}
+
+
+def test_leader_election_is_on_above_one_replica_or_when_asked(render: Render) -> None:
     single = render()
-    assert not any(a.startswith("--peering") for a in operator_container(single)["args"])
+    assert not any(a.startswith("--leader-election") for a in operator_container(single)["args"])
     assert single.one("Deployment")["spec"]["strategy"] == {"type": "Recreate"}
 
-    double = render({"replicaCount": 2, "peering": {"name": "fleet"}})
-    assert "--peering=fleet" in operator_container(double)["args"]
-    assert double.one("Deployment")["spec"]["replicas"] == 2
-    assert "strategy" not in double.one("Deployment")["spec"]
+    for values in ({"replicaCount": 2}, {"leaderElection": {"enabled": True}}):
+        rendered = render(values)
+        assert f"--leader-election={FULLNAME}" in operator_container(rendered)["args"]
+        assert rendered.one("Deployment")["spec"]["strategy"] == {
+            "type": "RollingUpdate",
+            "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+        }
+    # Two replicas without an election would both write: enabled: false cannot turn it off.
+    forced = render({"replicaCount": 2, "leaderElection": {"enabled": False}})
+    assert f"--leader-election={FULLNAME}" in operator_container(forced)["args"]
+    assert forced.one("Deployment")["spec"]["replicas"] == 2
+    assert not any(a.startswith("--peering") for a in operator_container(forced)["args"])
+
+
+def test_the_pod_knows_its_namespace_where_the_lease_lives(render: Render) -> None:
+    for values in ({}, {"replicaCount": 2}):
+        env = env_of(operator_container(render(values)))
+        assert env["POD_NAMESPACE"] == {
+            "name": "POD_NAMESPACE",
+            "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
+        }
 
 
 def test_probes_ask_kopfs_liveness_endpoint_on_the_port_the_operator_listens_on(
@@ -149,14 +195,22 @@ def test_the_operator_cli_accepts_every_flag_the_chart_passes(render: Render) ->
     command = typer.main.get_command(app).commands["operator"]
     values = {
         **EVERYTHING_SET,
-        "operator": {**EVERYTHING_SET["operator"], "extraArgs": []},
         "watchNamespaces": ["team-a", "team-b"],
         "replicaCount": 2,
     }
     args = operator_container(render(values))["args"]
-    params = command.make_context("operator", list(args)).params
-    assert params["namespace"] == ["team-a", "team-b"]
-    assert params["peering"] == "agentfleet"
-    assert params["qps"] == 12.5
-    assert params["retain_workspaces"] is True
-    assert params["workspace_access_mode"] == "ReadWriteMany"
+    parsed = command.make_context("operator", list(args)).params
+    by_flag = {opt: parsed[param.name] for param in command.params for opt in param.opts}
+    assert by_flag["--namespace"] == ["team-a", "team-b"]
+    assert by_flag["--leader-election"] == FULLNAME
+    assert by_flag["--qps"] == 12.5
+    assert by_flag["--retain-workspaces"] is True
+    assert by_flag["--workspace-access-mode"] == "ReadWriteMany"
+    assert by_flag["--image-pull-grace-seconds"] == 600  # extraArgs come last, and win
+    assert by_flag["--run-service-account"] == "agent-runner"
+    assert list(by_flag["--run-image-pull-secret"]) == ["registry-a", "registry-b"]
+    assert list(by_flag["--run-node-selector"]) == [
+        "agentfleet.dev/pool=agents",
+        "kubernetes.io/arch=amd64",
+    ]
+    assert json.loads(by_flag["--run-tolerations"]) == EVERYTHING_SET["runner"]["tolerations"]

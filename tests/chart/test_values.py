@@ -82,6 +82,14 @@ def test_default_values_pass_the_schema(chart: Any) -> None:
         ({"operator": {"qps": -1}}, "qps"),
         ({"watchNamespaces": ["Team A"]}, "watchNamespaces"),
         ({"image": {"tag": 1.5}}, "tag"),
+        ({"peering": {"name": "agentfleet"}}, "peering"),  # gone with kopf peering
+        ({"leaderElection": {"enabled": "yes"}}, "enabled"),
+        ({"runner": {"serviceAccountName": "Agent Runner"}}, "serviceAccountName"),
+        ({"runner": {"imagePullSecrets": ["a", "a"]}}, "imagePullSecrets"),
+        ({"runner": {"nodeSelector": {"pool=x": "agents"}}}, "pool=x"),
+        ({"runner": {"nodeSelector": {"pool": 1}}}, "nodeSelector"),
+        ({"runner": {"tolerations": [{"key": "x", "operator": "In"}]}}, "operator"),
+        ({"runner": {"tolerations": [{"key": "x", "efect": "NoSchedule"}]}}, "efect"),
     ],
     ids=lambda v: json.dumps(v) if isinstance(v, dict) else v,
 )
@@ -90,3 +98,10 @@ def test_schema_refuses_typos_and_impossible_values(
 ) -> None:
     with pytest.raises(helm.HelmValuesError, match=says):
         chart.validate_schema(values)
+
+
+def test_watch_namespaces_example_puts_an_exclusion_with_its_glob() -> None:
+    """kopf ORs separate entries: a lone "!team-x" entry would serve nearly every namespace."""
+    readme = (CHART_DIR / "README.md").read_text(encoding="utf-8")
+    for text in (VALUES_TEXT, readme):
+        assert '"team-*,!team-x"' in text

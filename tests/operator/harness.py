@@ -32,6 +32,39 @@ NAMESPACE = "team-a"
 PLURALS = {kind: model.PLURAL for kind, model in KINDS.items()}
 
 
+@dataclass
+class Faults:
+    """API failures to inject into the operator's own client, as a flaky API server would.
+
+    `arm(method, path_suffix, error, times)` makes the next `times` matching requests fail;
+    `prepare` is what `Cluster.start_operator(prepare=...)` takes.
+    """
+
+    armed: list[tuple[str, str, Exception, list[int]]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def arm(self, method: str, suffix: str, error: Exception, times: int = 1) -> None:
+        with self.lock:
+            self.armed.append((method, suffix, error, [times]))
+
+    def pending(self) -> int:
+        with self.lock:
+            return sum(left[0] for *_, left in self.armed)
+
+    def prepare(self, operator: Operator) -> None:
+        real = operator.api.request
+
+        def request(method: str, path: str, *args: Any, **kwargs: Any) -> Any:
+            with self.lock:
+                for want, suffix, error, left in self.armed:
+                    if left[0] > 0 and method == want and path.endswith(suffix):
+                        left[0] -= 1
+                        raise error
+            return real(method, path, *args, **kwargs)
+
+        operator.api.request = request  # type: ignore[method-assign]
+
+
 def fast_kopf(settings: kopf.OperatorSettings) -> None:
     """KUBERNETES_TESTING.md, pitfall 9: settings that keep tests fast."""
     settings.networking.error_backoffs = [0.1, 0.2, 0.5]
@@ -184,6 +217,19 @@ class Cluster:
             PLURALS[kind],
             name,
         )
+
+    async def until_events(self, reason: str, about: str | None = None) -> list[JSON]:
+        """Events of `reason` (on the object `about`), once there are some: they are posted
+        after the round's status writes, so a test that saw a status waits for them."""
+
+        def found() -> list[JSON]:
+            return [
+                e
+                for e in self.events(reason)
+                if about is None or e["involvedObject"]["name"] == about
+            ]
+
+        return await self.until(found, what=f"a {reason} Event")
 
     async def annotate(self, kind: str, name: str, key: str, value: str | None) -> None:
         body = {"metadata": {"annotations": {key: value}}}

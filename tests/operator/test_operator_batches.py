@@ -49,8 +49,11 @@ async def test_batch_with_dependencies_runs_develop_then_qa_in_order(
     api = cluster.status("AgentTask", "b1-api")
     develop = next(s for s in api["stages"] if s["name"] == "develop")
     assert develop["attempts"][0]["commit"] == "a" * 40
-    reasons = {e["reason"] for e in cluster.events()}
-    assert {"TaskCreated", "RunStarted", "RunSucceeded", "BatchSucceeded"} <= reasons
+    expected = {"TaskCreated", "RunStarted", "RunSucceeded", "BatchSucceeded"}
+    # Events go out after the round's status writes: wait for them too.
+    await cluster.until(
+        lambda: expected <= {e["reason"] for e in cluster.events()}, what="the Events"
+    )
 
 
 async def test_tasks_pods_and_the_workspace_claim_are_owned_for_garbage_collection(
@@ -143,6 +146,7 @@ async def test_an_invalid_batch_fails_with_a_condition_naming_the_field(
     assert condition["reason"] == "InvalidSpec"
     assert "spec.tickets" in condition["message"]
     assert "cycle" in condition["message"]
+    await cluster.until_events("InvalidSpec")
     assert [e["reason"] for e in cluster.events()] == ["InvalidSpec"]
     assert not cluster.objects("AgentTask")
     assert not cluster.pods()
@@ -193,7 +197,7 @@ async def test_watching_every_namespace_runs_each_namespaces_batch_with_its_own_
         await asyncio.to_thread(running.stop)
 
 
-async def test_a_stage_timeout_stops_the_runner_first_and_the_pod_deadline_last(
+async def test_a_stage_timeout_stops_the_runner_first_and_leaves_the_pod_deadline_as_backstop(
     cluster: Cluster, operator: RunningOperator
 ) -> None:
     await cluster.apply(*m.base(timeout_minutes=10), m.batch("b1", [m.ticket("x")]))
@@ -201,4 +205,23 @@ async def test_a_stage_timeout_stops_the_runner_first_and_the_pod_deadline_last(
     pod = cluster.get("pods", "b1-x-develop-1")
     spec = json.loads(pod["metadata"]["annotations"]["agentfleet.dev/run-spec"])
     assert spec["timeoutSeconds"] == 570
-    assert pod["spec"]["activeDeadlineSeconds"] == 630
+    assert pod["spec"]["activeDeadlineSeconds"] == 600 + 30 + 300
+
+
+async def test_a_namespace_pattern_serves_what_it_matches_and_not_what_it_excludes(
+    cluster: Cluster,
+) -> None:
+    cluster.add_namespace("team-x")
+    await cluster.apply(*m.base(), m.batch("b1", [m.ticket("x")]), namespace="team-x")
+    settings = OperatorSettings(
+        namespaces=("team-*,!team-x",), liveness="", metrics_port=0, resync_seconds=0.5
+    )
+    running = await cluster.start_operator(settings)
+    try:
+        await cluster.apply(*m.base(), m.batch("b1", [m.ticket("y")]))
+        await cluster.until_pods("b1-y-develop-1")
+        await cluster.settle(0.5)
+        assert cluster.emu.list_objects("pods", "team-x") == []
+        assert cluster.emu.get_object("ticketbatches", "team-x", "b1").get("status") is None
+    finally:
+        await asyncio.to_thread(running.stop)

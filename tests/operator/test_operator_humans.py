@@ -21,6 +21,7 @@ async def test_a_stage_needing_approval_waits_for_the_approve_annotation(
     await cluster.until_pods("b1-x-qa-1")
     await cluster.succeed("b1-x-qa-1")
     await cluster.until_phase("AgentTask", "b1-x", "AwaitingApproval")
+    await cluster.until_events("ApprovalRequired", "b1-x")
     assert [e["involvedObject"]["name"] for e in cluster.events("ApprovalRequired")] == ["b1-x"]
     await cluster.settle(0.5)
     assert not any(name.startswith("b1-after") for name in cluster.pod_names())

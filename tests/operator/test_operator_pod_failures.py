@@ -53,7 +53,7 @@ async def test_a_failed_pod_fails_its_attempt_with_the_kubelets_reason(
     await cluster.until_phase("AgentTask", "b1-x", "Failed")
     condition = {c["type"]: c for c in cluster.status("AgentTask", "b1-x")["conditions"]}
     assert condition["Succeeded"]["status"] == "False"
-    warnings = [e for e in cluster.events("RunFailed") if e["involvedObject"]["name"] == "b1-x"]
+    warnings = await cluster.until_events("RunFailed", "b1-x")
     assert warnings
     assert warnings[0]["type"] == "Warning"
     assert reason in warnings[0]["message"] or words in warnings[0]["message"]

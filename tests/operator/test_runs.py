@@ -237,12 +237,19 @@ def test_start_failure_past_the_grace_fails_naming_container_image_and_kubelet_m
 ) -> None:
     status = kubelet.image_pull_backoff(pod, reason)
     waiting = status["containerStatuses"][0]["state"]["waiting"]["message"]
-    run = observe(with_status(pod, status), now=CREATED + timedelta(seconds=GRACE))
+    # The runner could start once the init container was done: the grace counts from then.
+    initialized = next(c for c in status["conditions"] if c["type"] == "Initialized")
+    ready = parse_time(initialized["lastTransitionTime"])
+    assert ready is not None
+    assert ready > CREATED
+    early = observe(with_status(pod, status), now=ready + timedelta(seconds=GRACE - 1))
+    assert early.phase == RunPhase.PENDING
+    run = observe(with_status(pod, status), now=ready + timedelta(seconds=GRACE))
     assert (run.phase, run.reason) == (RunPhase.FAILED, reason)
     assert "container runner" in run.message
     assert "ghcr.io/example/claude:1" in run.message
     assert waiting in run.message
-    assert run.finish_time == CREATED + timedelta(seconds=GRACE)
+    assert run.finish_time == ready + timedelta(seconds=GRACE)
 
 
 def test_invalid_image_name_fails_at_once(pod: Obj) -> None:
@@ -265,7 +272,10 @@ def test_running_pod_is_running_since_its_start_time(pod: Obj) -> None:
     status = kubelet.running(pod)
     run = observe(with_status(pod, status))
     assert run.phase == RunPhase.RUNNING
-    assert run.start_time == parse_time(status["startTime"])
+    # A stage's clock starts with the runner, not with the Pod (image pulls, the clone).
+    runner = status["containerStatuses"][0]["state"]["running"]
+    assert run.start_time == parse_time(runner["startedAt"])
+    assert run.start_time > parse_time(status["startTime"])
     assert run.finish_time is None
 
 
@@ -296,7 +306,7 @@ def test_succeeded_pod_carries_the_runners_result_exit_code_and_times(pod: Obj) 
     run = observe(with_status(pod, status))
     assert (run.phase, run.result, run.exit_code) == (RunPhase.SUCCEEDED, RESULT, 0)
     runner = status["containerStatuses"][0]["state"]["terminated"]
-    assert run.start_time == parse_time(status["startTime"])
+    assert run.start_time == parse_time(runner["startedAt"])
     assert run.finish_time == parse_time(runner["finishedAt"])
 
 

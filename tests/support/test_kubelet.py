@@ -22,7 +22,8 @@ from tests.support.emulator import FilledEmulator, serve_emulator
 Obj = dict[str, Any]
 CREATED = datetime(2026, 11, 25, 3, 21, 3, tzinfo=UTC)
 GRACE = 60.0
-NOW = CREATED + timedelta(seconds=GRACE)
+NOW = CREATED + timedelta(seconds=GRACE) + 2 * kubelet.STARTED_AFTER
+"""The grace counts from when the container could start: after the init container."""
 RESULT = RunResult(outcome=AttemptPhase.SUCCEEDED, reason="Succeeded", exit_code=0)
 
 Builder = Callable[[Obj], Obj]

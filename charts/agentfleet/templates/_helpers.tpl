@@ -71,20 +71,12 @@ Who the operator's roles are bound to: its ServiceAccount.
 {{- end }}
 
 {{/*
-"true" when the operator runs with kopf peering: more than one replica.
+"true" when the replicas elect a leader through a coordination.k8s.io Lease
+(`--leader-election`): always above one replica (two writers would undo each other's work),
+and with one replica when leaderElection.enabled asks for it.
 */}}
-{{- define "agentfleet.peering" -}}
-{{- if gt (int .Values.replicaCount) 1 }}true{{ end }}
-{{- end }}
-
-{{/*
-Hook annotations of the peering objects: created after the release's CRDs; recreated on each
-upgrade (the replicas write their keep-alives again at their next beat); as hooks, not deleted
-by `helm uninstall`.
-*/}}
-{{- define "agentfleet.peeringHook" -}}
-helm.sh/hook: post-install,post-upgrade
-helm.sh/hook-delete-policy: before-hook-creation
+{{- define "agentfleet.leaderElection" -}}
+{{- if or (gt (int .Values.replicaCount) 1) .Values.leaderElection.enabled }}true{{ end }}
 {{- end }}
 
 {{/*
@@ -119,106 +111,113 @@ The runner image reference passed to the operator.
 {{- end }}
 
 {{/*
-The operator's permissions on namespaced resources, one rule per need. Shared by the
-ClusterRole (every namespace) and the per-namespace Roles.
+The operator's permissions on namespaced resources in every namespace it serves, one rule per
+need. Shared by the ClusterRole (every namespace, or a pattern) and the per-namespace Roles.
+tests/chart/test_operator_rbac.py runs the operator and checks each request it makes against
+these rules; test_rbac.py checks that nothing else is granted.
 */}}
 {{- define "agentfleet.namespacedRules" -}}
-# The five agentfleet kinds: kopf lists and then watches each kind it serves; the operator
-# reads the Project, AgentConfigs and Workflow a batch names when it builds the batch's snapshot.
+# The five agentfleet kinds. The operator never GETs one by name: it works from what it
+# listed and watched.
 - apiGroups: ["agentfleet.dev"]
   resources: ["ticketbatches", "agenttasks", "agentconfigs", "workflows", "projects"]
   verbs:
-    - get    # read one named object (a batch's Project, Workflow, AgentConfigs)
-    - list   # kopf's initial listing before each watch
-    - watch  # kopf's event stream per kind
-# Batches and tasks are what the operator reconciles.
+    - list   # kopf's listing before each watch; the reconciler's own, at start and every 5 min
+    - watch  # kopf's event stream per kind, which feeds the reconciler
 - apiGroups: ["agentfleet.dev"]
   resources: ["ticketbatches"]
   verbs:
-    - patch  # kopf keeps its handler progress and finalizers in the object's metadata
+    - patch  # remove a handled abort annotation (a JSON patch tested against its value)
 - apiGroups: ["agentfleet.dev"]
   resources: ["agenttasks"]
   verbs:
-    - create # refinement turns a batch's tickets into AgentTasks
-    - patch  # kopf's metadata, as above; and clearing one-shot annotations (approve, retry, skip)
-# Status is a subresource: a separate permission, the only way the operator writes status.
+    - create # refinement turns each ticket of a batch into an AgentTask
+    - patch  # remove a handled one-shot annotation (approve, retry, skip)
+# Status is a subresource, a permission of its own: the only way the operator writes status.
 - apiGroups: ["agentfleet.dev"]
-  resources: ["ticketbatches/status", "agenttasks/status"]
+  resources:
+    - ticketbatches/status
+    - agenttasks/status
+    - agentconfigs/status
+    - workflows/status
+    - projects/status
   verbs:
-    - patch  # phase, conditions, counts and every stage attempt
-# Each run of a stage is a Pod.
+    - patch  # phase, conditions, counts, stage attempts; InvalidSpec for a refused spec
+# Where the OwnerReferencesPermissionEnforcement admission plugin is on (OpenShift, some
+# hardened clusters), setting blockOwnerDeletion on a child needs update on its owner's
+# finalizers: AgentTasks are owned by their batch; run Pods and NetworkPolicies by their task
+# (or batch); workspace claims by their batch. Nothing else writes finalizers.
+- apiGroups: ["agentfleet.dev"]
+  resources: ["ticketbatches/finalizers", "agenttasks/finalizers"]
+  verbs:
+    - update # lets the API server accept blockOwnerDeletion: true on the owned objects
+# Each run of a stage is a Pod. Runs are never deleted: garbage collection follows owners.
 - apiGroups: [""]
   resources: ["pods"]
   verbs:
-    - get    # read a run's Pod back before acting on it
-    - list   # initial listing of run Pods
-    - watch  # Pod phases and termination messages (the run's result)
+    - list   # kopf's listing before its watch; the reconciler's own, at start and every 5 min
+    - watch  # Pod phases and termination messages: each run's result
     - create # start a run
-    - patch  # cancel a run: annotate why, shorten activeDeadlineSeconds (never delete)
-# One workspace volume claim per batch, shared by its runs.
+    - patch  # stop a run: annotate why and shorten its activeDeadlineSeconds
+# One workspace claim per batch, shared by its runs.
 - apiGroups: [""]
   resources: ["persistentvolumeclaims"]
   verbs:
-    - create # the batch's workspace claim
-    - get    # does the claim exist already
-# One NetworkPolicy per batch that limits what its run Pods can reach.
+    - create # the batch's workspace claim, made before its first run
+    - get    # on 409 AlreadyExists: read the existing claim's owner (is it this batch's?)
+# One NetworkPolicy per run of an agent with network isolation.
 - apiGroups: ["networking.k8s.io"]
   resources: ["networkpolicies"]
   verbs:
-    - create # the batch's policy
-    - get    # does the policy exist already
-# Events on batches and tasks (kopf.info/warn and the operator's own), in both APIs kopf and
-# the client may use.
+    - create # the run's egress policy, made before its Pod (409 counts as done)
+# core/v1 Events on batches and tasks: the operator's own and kopf's warnings. Each is a new
+# Event with a unique name, never a patched one; nothing uses events.k8s.io.
 - apiGroups: [""]
   resources: ["events"]
   verbs:
-    - create # a new event
-    - patch  # bump the count of a repeated event
-- apiGroups: ["events.k8s.io"]
-  resources: ["events"]
-  verbs:
-    - create # a new event
-    - patch  # bump the count of a repeated event
-{{- if and (include "agentfleet.peering" .) .Values.watchNamespaces }}
-# kopf peering of namespace-bound operators: one KopfPeering per served namespace.
-- apiGroups: ["kopf.dev"]
-  resources: ["kopfpeerings"]
-  verbs:
-    - get    # read the peering object
-    - list   # initial listing before the watch
-    - watch  # see other replicas come and go
-    - patch  # write this replica's keep-alive into its status
-{{- end }}
+    - create # post an Event
 {{- end }}
 
 {{/*
 The operator's permissions on cluster-scoped resources, whatever namespaces it serves.
 */}}
 {{- define "agentfleet.clusterRules" -}}
-# kopf watches CRDs to notice its resources appear, change or go.
+# kopf's resource discovery: after reading the API's discovery documents (which every
+# client may), it watches CRDs to notice its resources appear, change or go. It never GETs
+# one CRD by name.
 - apiGroups: ["apiextensions.k8s.io"]
   resources: ["customresourcedefinitions"]
   verbs:
-    - get    # read one CRD
-    - list   # initial listing before the watch
-    - watch  # CRDs added or removed while the operator runs
-{{- if include "agentfleet.hasNamespacePatterns" . }}
-# Only because watchNamespaces has a pattern: kopf lists and watches namespaces to find
-# the ones that match (with plain names or all namespaces it does not need this).
+    - list   # kopf's listing before its watch
+    - watch  # CRDs added, changed or removed while the operator runs
+{{- if .Values.watchNamespaces }}
+# Only when watchNamespaces is set: kopf lists and watches namespaces to find the ones it
+# serves (for plain names too, to notice one created after the operator started). Names of
+# namespaces only; serving every namespace does not need it.
 - apiGroups: [""]
   resources: ["namespaces"]
   verbs:
-    - list   # namespaces that match the patterns at start
+    - list   # the namespaces that match, at start
     - watch  # namespaces created or deleted later
 {{- end }}
-{{- if and (include "agentfleet.peering" .) (not .Values.watchNamespaces) }}
-# kopf peering of a cluster-wide operator: one ClusterKopfPeering.
-- apiGroups: ["kopf.dev"]
-  resources: ["clusterkopfpeerings"]
-  verbs:
-    - get    # read the peering object
-    - list   # initial listing before the watch
-    - watch  # see other replicas come and go
-    - patch  # write this replica's keep-alive into its status
 {{- end }}
+
+{{/*
+Leader election's permissions, in the release namespace where its Lease lives. Reads and
+writes only the one Lease named after the release; create cannot be limited by name (the
+object does not exist yet), so it has a rule of its own. No update: every write is a PATCH
+(src/agentfleet/operator/leader.py).
+*/}}
+{{- define "agentfleet.leaderElectionRules" -}}
+- apiGroups: ["coordination.k8s.io"]
+  resources: ["leases"]
+  verbs:
+    - create # the first replica up creates the Lease (a 409 means another one was first)
+- apiGroups: ["coordination.k8s.io"]
+  resources: ["leases"]
+  resourceNames: [{{ include "agentfleet.fullname" . | quote }}]
+  verbs:
+    - get    # read the Lease each round: who holds it, and until when
+    - patch  # renew, take over an expired Lease, release it on a clean stop; each patch
+             # carries the resourceVersion read as its precondition: of two, one gets 409
 {{- end }}

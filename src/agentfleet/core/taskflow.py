@@ -147,9 +147,9 @@ class TaskFlow:
     def phase(self) -> TaskPhase:
         return TaskPhase(self.status.phase or TaskPhase.PENDING)
 
-    def set_phase(self, phase: TaskPhase, reason: str, message: str) -> None:
+    def set_phase(self, phase: TaskPhase, reason: str, message: str, event: bool = True) -> None:
         """Move the task and its summary condition; terminal phases stamp completionTime."""
-        if phase != self.phase:
+        if phase != self.phase and event:
             self.ctx.event(
                 self.name,
                 reason,
@@ -471,7 +471,8 @@ class TaskFlow:
         self._request(stage_name, attempt)
         self.ctx.event(self.name, "RunStarted", f"run {name} started with agent {agent}")
         if self.phase == TaskPhase.PENDING:
-            self.set_phase(TaskPhase.RUNNING, "Running", f"running {stage_name}")
+            # RunStarted already says so: one Event per start, not two.
+            self.set_phase(TaskPhase.RUNNING, "Running", f"running {stage_name}", event=False)
         return name
 
     def _request(self, stage_name: str, attempt: Attempt) -> None:

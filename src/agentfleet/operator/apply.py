@@ -34,7 +34,7 @@ from ..metrics import RUNS_STARTED
 from ..models.meta import Resource
 from ..models.run import ObservedRun, RunKind, RunPhase
 from ..runner.spec import build_run_spec
-from .cache import POD, ClusterCache
+from .cache import POD, ClusterCache, controller_of
 from .client import ApiError, KubeApi
 from .metadata import InvalidObjectError, fit_name
 from .network import build_network_policy
@@ -56,12 +56,17 @@ def json_pointer(*parts: str) -> str:
     return "".join("/" + p.replace("~", "~0").replace("/", "~1") for p in parts)
 
 
+POD_START_ALLOWANCE_SECONDS = 300
+"""Added to a Pod's deadline: it counts from the Pod's start, image pulls and the clone
+included, while a stage's timeout counts from the runner's start."""
+
+
 def deadline_margin(timeout: int | None) -> int:
-    """Seconds between the three clocks of a stage timeout, so they fire in a useful order.
+    """Seconds between the clocks of a stage timeout, so they fire in a useful order.
 
     The runner stops its agent `margin` early and still writes what it has (usage, a partial
-    commit); at the timeout the core fails the attempt and stops the Pod; `margin` later the
-    kubelet's activeDeadlineSeconds ends the Pod if nothing else did.
+    commit); at the timeout (from the runner's start) the core fails the attempt and stops
+    the Pod; the kubelet's activeDeadlineSeconds, from the Pod's start, is the backstop.
     """
     if not timeout:
         return 0
@@ -78,6 +83,21 @@ def combined(messages: list[str]) -> str:
         return messages[0]
     text = f"({len(messages)} events) " + "; ".join(messages)
     return text if len(text) <= MAX_EVENT_MESSAGE else text[: MAX_EVENT_MESSAGE - 1] + "…"
+
+
+def _target(action: Action) -> tuple[str, str]:
+    match action:
+        case CreateTask(task=task):
+            return ("AgentTask", task.name)
+        case StartRun(run=run):
+            return ("Pod", run.name)
+        case CancelRun(name=name):
+            return ("Pod", name)
+        case SetStatus(kind=kind, name=name) | ClearAnnotation(kind=kind, name=name):
+            return (kind, name)
+        case RecordEvent(kind=kind, name=name):
+            return (kind, name)
+    return ("", "")
 
 
 def owner_fields(body: JSON) -> JSON:
@@ -103,33 +123,64 @@ class Applier:
     cache: ClusterCache
     settings: OperatorSettings
     clock: Callable[[], datetime] = now_utc
-    failed_starts: dict[tuple[str, str], ObservedRun] = field(default_factory=dict)
-    """Runs whose Pod the API refused for good: no Pod records them, so this does."""
-    claims: set[tuple[str, str]] = field(default_factory=set)
+    failed_starts: dict[tuple[str, str, str | None], ObservedRun] = field(default_factory=dict)
+    """Runs whose Pod the API refused for good, by namespace, name and owner uid: no Pod
+    records them, so this does, for as long as their task (or batch) exists."""
+    claims: set[tuple[str, str, str | None]] = field(default_factory=set)
+    """Workspace claims made, by namespace, name and owning batch uid."""
     instance: str = field(
         default_factory=lambda: os.environ.get("HOSTNAME") or socket.gethostname()
     )
 
-    def apply(self, namespace: str, snapshot: Snapshot, actions: list[Action]) -> None:
+    def apply(self, namespace: str, snapshot: Snapshot, actions: list[Action]) -> bool:
+        """Apply in an order that keeps a failure safe; False when something must be retried.
+
+        A one-shot annotation is cleared only once its object's status, which records that
+        the request was acted on, is written: the other way round, a failed status write
+        would lose the request. A batch's status waits for its tasks' statuses, so a batch
+        never reads finished while a task's last write is missing (finished batches are not
+        looked at again).
+        """
         seen: dict[tuple[str, str], Any] = {("AgentTask", t.name): t for t in snapshot.tasks}
         seen.update({("TicketBatch", b.name): b for b in snapshot.batches})
         events: dict[tuple[str, str, str, str], list[str]] = {}
+        clears: list[ClearAnnotation] = []
+        batch_statuses: list[SetStatus] = []
+        failed: set[tuple[str, str]] = set()
         for action in actions:
             if isinstance(action, RecordEvent):
                 key = (action.kind, action.name, action.type, action.reason)
                 events.setdefault(key, []).append(action.message)
-                continue
-            try:
-                self._apply(namespace, action, seen)
-            except ApiError as exc:
-                if exc.code == 404:
-                    continue  # its object was deleted meanwhile; the next round knows
-                log.warning("%s in %s: %s", type(action).__name__, namespace, exc)
-            except Exception:
-                # One action's bug must not keep the others (a status, a cancel) from landing.
-                log.exception("%s in %s failed", type(action).__name__, namespace)
+            elif isinstance(action, ClearAnnotation):
+                clears.append(action)
+            elif isinstance(action, SetStatus) and action.kind == "TicketBatch":
+                batch_statuses.append(action)
+            elif not self._try(namespace, action, seen):
+                failed.add(_target(action))
+        tasks_failed = any(kind == "AgentTask" for kind, _ in failed)
+        for action in batch_statuses:
+            if tasks_failed or not self._try(namespace, action, seen):
+                failed.add(_target(action))
+        for action in clears:
+            if (action.kind, action.name) not in failed:
+                self._try(namespace, action, seen)
         for (kind, name, type_, reason), messages in events.items():
             self.post_event(namespace, kind, name, type_, reason, combined(messages))
+        return not failed
+
+    def _try(self, namespace: str, action: Action, seen: dict[tuple[str, str], Any]) -> bool:
+        try:
+            self._apply(namespace, action, seen)
+        except ApiError as exc:
+            if exc.code == 404:
+                return True  # its object was deleted meanwhile; the next round knows
+            log.warning("%s in %s: %s", type(action).__name__, namespace, exc)
+            return False
+        except Exception:
+            # One action's bug must not keep the others (a status, a cancel) from landing.
+            log.exception("%s in %s failed", type(action).__name__, namespace)
+            return False
+        return True
 
     def _apply(self, namespace: str, action: Action, seen: dict[tuple[str, str], Any]) -> None:
         match action:
@@ -160,6 +211,8 @@ class Applier:
         body["metadata"]["namespace"] = namespace
         ref = task.spec.batch_ref
         owner = self._owner("TicketBatch", namespace, ref.name if ref else None)
+        if ref is not None and owner is None:
+            return  # the batch is gone: a task now would be nobody's, never collected
         if owner is not None:
             kopf.adopt(body, owner=owner)  # type: ignore[arg-type]
         created = self.api.create(body)
@@ -188,8 +241,14 @@ class Applier:
 
     # --- runs ------------------------------------------------------------------------------
 
+    def _owner_uid(self, namespace: str, run: RunRequest | ObservedRun) -> str | None:
+        """The uid of the object a run belongs to: its task, or for a refinement its batch."""
+        kind, name = ("AgentTask", run.task) if run.task else ("TicketBatch", run.batch)
+        entry = self.cache.get(kind, namespace, name) if name else None
+        return entry.body["metadata"].get("uid") if entry is not None else None
+
     def _start(self, namespace: str, request: RunRequest) -> None:
-        if (namespace, request.name) in self.failed_starts:
+        if (namespace, request.name, self._owner_uid(namespace, request)) in self.failed_starts:
             return
         if self.cache.get(POD, namespace, request.name) is not None:
             return
@@ -202,15 +261,14 @@ class Applier:
             return
         claim, policy, pod = objects
         try:
-            if claim is not None:
-                self.api.create(claim)
-                self.claims.add((namespace, claim["metadata"]["name"]))
+            if claim is not None and not self._ensure_claim(namespace, claim):
+                return
             if policy is not None:
                 self.api.create(policy)
             created = self.api.create(pod)
         except ApiError as exc:
-            if exc.code in TRANSIENT_CODES:
-                raise
+            if exc.code in TRANSIENT_CODES or (exc.code == 403 and "exceeded quota" in exc.message):
+                raise  # asked again next round: a full quota frees up as runs end
             self._refused(namespace, request, "PodRejected", exc.message or str(exc))
             return
         if created is not None:
@@ -218,6 +276,24 @@ class Applier:
             agent = self.cache.get("AgentConfig", namespace, request.agent)
             agent_type = agent.model.spec.agent_type.value if agent and agent.model else "unknown"
             RUNS_STARTED.labels(agent_type=agent_type).inc()
+
+    def _ensure_claim(self, namespace: str, claim: JSON) -> bool:
+        """Make the batch's workspace claim; False while a claim of a deleted namesake of
+        the batch is still on its way out (a Pod now would mount it, then lose it)."""
+        name = claim["metadata"]["name"]
+        owners = claim["metadata"].get("ownerReferences") or [{}]
+        uid = owners[0].get("uid")
+        if self.api.create(claim) is None:
+            existing = self.api.get("PersistentVolumeClaim", namespace, name)
+            if existing is None:
+                return False  # deleted between the two calls: made next round
+            meta = existing["metadata"]
+            theirs = controller_of(existing)
+            if meta.get("deletionTimestamp") or (theirs is not None and theirs[2] != uid):
+                log.info("claim %s/%s belongs to a deleted batch; waiting", namespace, name)
+                return False
+        self.claims.add((namespace, name, uid))
+        return True
 
     def _run_objects(
         self, namespace: str, request: RunRequest
@@ -244,7 +320,11 @@ class Applier:
             else None
         )
         margin = deadline_margin(request.timeout_seconds)
-        pod_deadline = request.timeout_seconds + margin if request.timeout_seconds else None
+        pod_deadline = (
+            request.timeout_seconds + margin + POD_START_ALLOWANCE_SECONDS
+            if request.timeout_seconds
+            else None
+        )
         spec = build_run_spec(
             request,
             agent=agent.model,
@@ -265,6 +345,7 @@ class Applier:
             namespace=namespace,
             settings=self.settings.pod,
             owner=owner,
+            co_locate=self.settings.workspace_of(batch.model).access_mode == "ReadWriteOnce",
         )
         policy = build_network_policy(request, agent.model, namespace=namespace, owner=owner)
         claim = None
@@ -277,14 +358,16 @@ class Applier:
             access_mode=wanted.access_mode,
             owner=None if wanted.retain else owner_fields(batch.body),
         )
-        if (namespace, claim_body["metadata"]["name"]) not in self.claims:
+        claim_uid = (claim_body["metadata"].get("ownerReferences") or [{}])[0].get("uid")
+        if (namespace, claim_body["metadata"]["name"], claim_uid) not in self.claims:
             claim = claim_body
         return claim, policy, pod
 
     def _refused(self, namespace: str, request: RunRequest, reason: str, message: str) -> None:
         now = self.clock()
         log.warning("run %s/%s cannot start: %s", namespace, request.name, message)
-        self.failed_starts[(namespace, request.name)] = ObservedRun(
+        key = (namespace, request.name, self._owner_uid(namespace, request))
+        self.failed_starts[key] = ObservedRun(
             name=request.name,
             kind=request.kind,
             batch=request.batch,
@@ -300,7 +383,17 @@ class Applier:
         )
 
     def refused_runs(self, namespace: str) -> list[ObservedRun]:
-        return [run for (ns, _), run in self.failed_starts.items() if ns == namespace]
+        """Refused runs of objects that still exist; those of deleted ones are forgotten."""
+        runs = []
+        for key, run in list(self.failed_starts.items()):
+            if key[0] != namespace:
+                continue
+            current = self._owner_uid(namespace, run)
+            if current is None or current != key[2]:
+                del self.failed_starts[key]
+            else:
+                runs.append(run)
+        return runs
 
     def stop_failed(self, namespace: str, runs: list[ObservedRun]) -> None:
         """End Pods already judged failed that still hold a node: one stuck pulling its image.

@@ -54,6 +54,7 @@ RESOURCES: dict[str, ResourcePath] = {
     "PersistentVolumeClaim": ResourcePath("", "v1", "persistentvolumeclaims"),
     "Event": ResourcePath("", "v1", "events"),
     "NetworkPolicy": ResourcePath("networking.k8s.io", "v1", "networkpolicies"),
+    "Lease": ResourcePath("coordination.k8s.io", "v1", "leases"),
 }
 
 
@@ -133,6 +134,8 @@ class KubeApi:
         configuration.connection_pool_maxsize = max(pool_size, 4)
         self._client = k8s.ApiClient(configuration)
         self.bucket = TokenBucket(qps, burst)
+        self.timeout = (5.0, 30.0)
+        """Connect and read timeouts: a half-open connection must not hang the reconciler."""
         self._count_lock = threading.Lock()
         self.calls = 0
         """Requests made so far: what the throughput benchmark divides by the Pods made."""
@@ -155,7 +158,9 @@ class KubeApi:
         _, full_url, headers, data, _ = self._client.param_serialize(
             method, url, header_params=headers, body=body, auth_settings=["BearerToken"]
         )
-        response = self._client.call_api(method, full_url, header_params=headers, body=data)
+        response = self._client.call_api(
+            method, full_url, header_params=headers, body=data, _request_timeout=self.timeout
+        )
         raw = response.read()
         with self._count_lock:
             self.calls += 1

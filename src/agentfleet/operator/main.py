@@ -22,6 +22,7 @@ from ..metrics import REGISTRY
 from .cache import ClusterCache
 from .client import KubeApi, load_client_configuration
 from .handlers import register_all
+from .leader import LeaseElector
 from .reconciler import Reconciler
 from .settings import OperatorSettings
 
@@ -47,15 +48,26 @@ def connection_info(configuration: k8s.Configuration) -> kopf.ConnectionInfo:
     )
 
 
+class NoDiffBase(kopf.AnnotationsDiffBaseStorage):
+    """kopf's diff-base, for change handlers this operator does not have: build none.
+
+    kopf deep-copies every event's body to compute it (about a third of kopf's CPU at
+    hundreds of Pods a second, bench/README.md); event handlers never read it.
+    """
+
+    def build(self, *, body: Any, extra_fields: Any = None) -> Any:
+        return None
+
+    def fetch(self, *, body: Any) -> Any:
+        return None
+
+
 def configure_kopf(target: kopf.OperatorSettings, settings: OperatorSettings) -> None:
-    if settings.peering:
-        target.peering.name = settings.peering
-        target.peering.standalone = False
-        target.peering.mandatory = True
-        # Peers of equal priority all pause; distinct ones elect the highest as active.
-        target.peering.priority = settings.priority
-    else:
-        target.peering.standalone = True
+    # Every replica watches (a standby's cache stays warm); the Lease elects the one that
+    # writes (leader.py), so kopf's own peering is not used.
+    target.peering.standalone = True
+    target.peering.clusterwide = not settings.namespaces
+    target.persistence.diffbase_storage = NoDiffBase()
     target.posting.level = logging.WARNING
     target.watching.server_timeout = 300
     target.watching.client_timeout = 330
@@ -80,7 +92,12 @@ class Operator:
         configuration = configuration or load_client_configuration()
         api = KubeApi(configuration, qps=settings.qps, burst=settings.burst)
         cache = ClusterCache(settings.image_pull_grace_seconds)
-        reconciler = Reconciler(api, cache, settings)
+        leader = (
+            LeaseElector(api, settings.leader_election_namespace, settings.leader_election)
+            if settings.leader_election
+            else None
+        )
+        reconciler = Reconciler(api, cache, settings, leader=leader)
         registry = kopf.OperatorRegistry()
         register_all(registry, reconciler)
 
@@ -95,22 +112,6 @@ class Operator:
 
         return cls(settings, configuration, api, cache, reconciler, registry)
 
-    def run_reconciler(self, stop: threading.Event) -> None:
-        """List everything once, then loop; wait for kopf's first event (not on standby)."""
-        while not stop.is_set():
-            if self.reconciler.activated.wait(0.2):
-                break
-        if stop.is_set():
-            return
-        while not stop.is_set():
-            try:
-                self.reconciler.resync_from_api()
-                break
-            except Exception as exc:  # the API is not reachable yet: kopf says so too
-                log.warning("listing the cluster failed, retrying: %s", exc)
-                stop.wait(2.0)
-        self.reconciler.run()
-
     def run(
         self,
         *,
@@ -120,14 +121,19 @@ class Operator:
         serve_metrics: bool = True,
     ) -> None:
         """Block until `stop_flag` is set (or a signal, when in the main thread)."""
-        stop = threading.Event()
         metrics_server = None
         if serve_metrics and self.settings.metrics_port:
             metrics_server, _ = start_http_server(self.settings.metrics_port, registry=REGISTRY)
         worker = threading.Thread(
-            target=self.run_reconciler, args=(stop,), name="agentfleet-reconciler", daemon=True
+            target=self.reconciler.run, name="agentfleet-reconciler", daemon=True
         )
         worker.start()
+        elector = None
+        if self.reconciler.leader is not None:
+            elector = threading.Thread(
+                target=self.reconciler.leader.run, name="agentfleet-leader", daemon=True
+            )
+            elector.start()
         settings = kopf.OperatorSettings()
         configure_kopf(settings, self.settings)
         if kopf_settings is not None:
@@ -143,15 +149,15 @@ class Operator:
                     liveness_endpoint=self.settings.liveness or None,
                     stop_flag=stop_flag,
                     ready_flag=ready_flag,
-                    standalone=not self.settings.peering,
-                    peering_name=self.settings.peering,
-                    priority=self.settings.priority if self.settings.peering else None,
+                    standalone=True,
                 )
             )
         finally:
-            stop.set()
             self.reconciler.stop()
             worker.join(10)
+            if elector is not None and self.reconciler.leader is not None:
+                self.reconciler.leader.stop()
+                elector.join(10)
             self.api.close()
             if metrics_server is not None:
                 metrics_server.shutdown()

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from .. import __version__
@@ -92,6 +92,11 @@ class PodSettings:
     request_ratio: float = 1.0
     """requests = limits x this; 1.0 gives the Guaranteed QoS class, the last to be evicted."""
     service_account_name: str | None = None
+    image_pull_secrets: tuple[str, ...] = ()
+    """Secrets the kubelet pulls private runner and agent images with."""
+    node_selector: Mapping[str, str] = field(default_factory=dict)
+    tolerations: tuple[Mapping[str, Any], ...] = ()
+    """Where runs may go: e.g. a node pool kept for agents."""
 
     def __post_init__(self) -> None:
         if self.run_as_user < 1:
@@ -232,6 +237,7 @@ def build_pod(
     image: str | None = None,
     settings: PodSettings = DEFAULT_POD_SETTINGS,
     owner: Mapping[str, Any] | None = None,
+    co_locate: bool = False,
 ) -> dict[str, Any]:
     """The Pod manifest of one run; the same input always gives the same dict.
 
@@ -307,6 +313,25 @@ def build_pod(
         pod_spec["activeDeadlineSeconds"] = run.timeout_seconds
     if settings.service_account_name is not None:
         pod_spec["serviceAccountName"] = settings.service_account_name
+    if settings.image_pull_secrets:
+        pod_spec["imagePullSecrets"] = [{"name": n} for n in settings.image_pull_secrets]
+    if settings.node_selector:
+        pod_spec["nodeSelector"] = dict(settings.node_selector)
+    if settings.tolerations:
+        pod_spec["tolerations"] = [dict(t) for t in settings.tolerations]
+    if co_locate:
+        # A ReadWriteOnce claim attaches to one node: every Pod of the batch goes there. The
+        # first Pod matches its own term, which the scheduler accepts with no peer running.
+        pod_spec["affinity"] = {
+            "podAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": [
+                    {
+                        "labelSelector": {"matchLabels": {BATCH_LABEL: label_value(batch.name)}},
+                        "topologyKey": "kubernetes.io/hostname",
+                    }
+                ]
+            }
+        }
 
     metadata: dict[str, Any] = {
         "name": run.name,

@@ -12,13 +12,15 @@ be deleted while the operator is down; nothing here needs a finalizer.)
 
 from __future__ import annotations
 
-import fnmatch
 import logging
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
+
+# kopf's own matcher: the first list selects exactly the namespaces kopf's watches serve.
+from kopf._cogs.structs.references import match_namespace
 
 from ..core.reconcile import decide
 from ..core.snapshot import Snapshot
@@ -37,6 +39,7 @@ from ..models.task import TaskPhase
 from .apply import Applier
 from .cache import POD, WATCHED_KINDS, ClusterCache
 from .client import ApiError, KubeApi
+from .leader import LeaseElector
 from .metadata import MANAGED_BY, MANAGED_BY_LABEL, RUN_LABEL
 from .settings import OperatorSettings
 
@@ -64,8 +67,10 @@ class Reconciler:
         cache: ClusterCache,
         settings: OperatorSettings,
         clock: Callable[[], datetime] = now_utc,
+        leader: LeaseElector | None = None,
     ) -> None:
         self.api, self.cache, self.settings, self.clock = api, cache, settings, clock
+        self.leader = leader
         self.applier = Applier(api, cache, settings, clock)
         self._dirty: set[str] = set()
         self._wake = threading.Condition()
@@ -73,8 +78,7 @@ class Reconciler:
         self._started_at = clock()
         self._counted: set[tuple[str, str]] = set()
         self.rounds = 0
-        self.activated = threading.Event()
-        """Set by the first watch event: kopf delivers none while peering keeps it on standby."""
+        self._write_failures: dict[str, int] = {}
         self.idle = threading.Event()
         """Set while no namespace waits for a round: what tests and benchmarks wait on."""
 
@@ -84,7 +88,6 @@ class Reconciler:
         """One watch event: hold it, and wake the loop if it changed anything."""
         if kind != POD:
             body = {**body, "apiVersion": body.get("apiVersion") or API_VERSION, "kind": kind}
-        self.activated.set()
         changed = (
             self.cache.remove(kind, body) if event_type == "DELETED" else self.cache.put(kind, body)
         )
@@ -112,7 +115,7 @@ class Reconciler:
         could count slots wrong. One list per kind at start makes a restart exact.
         """
         patterns = self.settings.namespaces
-        globs = any(any(c in ns for c in "*?[") for ns in patterns)
+        globs = any(any(c in ns for c in "*?[,!") for ns in patterns)
         # Names are listed one by one; kopf's glob patterns need the cluster-wide list.
         namespaces: list[str | None] = list(patterns) if patterns and not globs else [None]
         for kind in WATCHED_KINDS:
@@ -123,40 +126,88 @@ class Reconciler:
                 items = []
                 for item in listed.get("items", []):
                     where = item.get("metadata", {}).get("namespace") or ""
-                    if globs and not any(fnmatch.fnmatchcase(where, p) for p in patterns):
+                    if globs and not any(match_namespace(where, p) for p in patterns):
                         continue
                     item.setdefault("kind", kind)
                     item.setdefault("apiVersion", api_version)
                     items.append(item)
-                self.cache.replace_all(kind, namespace, items)
+                version = listed.get("metadata", {}).get("resourceVersion")
+                self.cache.replace_all(
+                    kind, namespace, items, int(version) if str(version).isdigit() else None
+                )
         for namespace in self.cache.namespaces():
             self.poke(namespace)
 
     def run(self) -> None:
-        """Until `stop()`: wait for a change (or the resync interval), then reconcile."""
+        """Until `stop()`: wait for a change (or the resync interval), then reconcile.
+
+        With leader election, only while this replica holds the Lease: a standby keeps its
+        cache warm from the watches and lists everything again the moment it leads.
+        """
         next_resync = time.monotonic() + self.settings.resync_seconds
+        next_relist = time.monotonic() + self.settings.relist_seconds
+        synced = False
+        failures: dict[str, int] = {}
         while True:
+            if self.leader is not None and not self.leader.leading.is_set():
+                synced = False
+                self.idle.set()
+                if not self._wait_for_lead():
+                    return
+            if not synced or time.monotonic() >= next_relist:
+                try:
+                    self.resync_from_api()
+                except Exception as exc:
+                    log.warning("listing the cluster failed, retrying: %s", exc)
+                    if self._sleep(2.0):
+                        return
+                    continue
+                synced = True
+                next_relist = time.monotonic() + self.settings.relist_seconds
             with self._wake:
                 while not self._dirty and not self._stopping:
                     self.idle.set()
-                    remaining = next_resync - time.monotonic()
+                    remaining = min(next_resync, next_relist) - time.monotonic()
                     if remaining <= 0:
                         break
                     self._wake.wait(remaining)
                 if self._stopping:
                     return
-                if not self._dirty:
+                if not self._dirty and time.monotonic() >= next_resync:
                     self._dirty = set(self.cache.namespaces())
                     next_resync = time.monotonic() + self.settings.resync_seconds
                 dirty, self._dirty = sorted(self._dirty), set()
             for namespace in dirty:
+                if self.leader is not None and not self.leader.leading.is_set():
+                    self.poke(namespace)
+                    continue
                 try:
                     self.reconcile(namespace)
+                    failures.pop(namespace, None)
                 except Exception:
-                    log.exception("reconciling namespace %s failed; retried next round", namespace)
-                    time.sleep(0.5)
+                    count = failures[namespace] = failures.get(namespace, 0) + 1
+                    if count == 1 or count % 20 == 0:
+                        log.exception(
+                            "reconciling %s failed (%d times); retrying", namespace, count
+                        )
+                    if self._sleep(min(10.0, 0.25 * 2**count)):
+                        return
                     self.poke(namespace)
             self.update_gauges()
+
+    def _sleep(self, seconds: float) -> bool:
+        """Wait, waking early on stop(); True when stopping."""
+        with self._wake:
+            if not self._stopping:
+                self._wake.wait(seconds)
+            return self._stopping
+
+    def _wait_for_lead(self) -> bool:
+        assert self.leader is not None
+        while not self.leader.leading.wait(0.5):
+            if self._stopping:
+                return False
+        return not self._stopping
 
     def reconcile(self, namespace: str) -> None:
         started = time.perf_counter()
@@ -179,7 +230,14 @@ class Reconciler:
         self.count_finished(namespace, snapshot)
         before = self.cache.version
         actions = decide(snapshot)
-        self.applier.apply(namespace, snapshot, actions)
+        if self.applier.apply(namespace, snapshot, actions):
+            self._write_failures.pop(namespace, None)
+        else:
+            # A write failed (a 5xx, a throttled or refused call): try again, backing off.
+            count = self._write_failures[namespace] = self._write_failures.get(namespace, 0) + 1
+            retry = threading.Timer(min(30.0, 0.25 * 2**count), self.poke, [namespace])
+            retry.daemon = True
+            retry.start()
         self.applier.stop_failed(namespace, list(snapshot.runs))
         RECONCILE_DURATION.observe(time.perf_counter() - started)
         if self.cache.version != before:

@@ -117,7 +117,7 @@ def observe_pod(
         return None
     status = pod.get("status") or {}
     phase = status.get("phase")
-    start = parse_time(status.get("startTime"))
+    start = _runner_start(status) or parse_time(status.get("startTime"))
     runner = _terminated(status.get("containerStatuses"), RUNNER_CONTAINER)
     if phase in ("Succeeded", "Failed") or (phase == "Running" and runner is not None):
         ended_well = runner is not None and runner.get("exitCode") == 0
@@ -182,12 +182,39 @@ def _finished(
     return _failure("Error", _exit_message(exit_code), exit_code)
 
 
+def _runner_start(status: Mapping[str, Any]) -> datetime | None:
+    """When the runner container started: a stage's time is the agent's, not the clone's."""
+    for container in status.get("containerStatuses") or []:
+        if container.get("name") == RUNNER_CONTAINER:
+            state = container.get("state") or {}
+            for key in ("running", "terminated"):
+                started = parse_time((state.get(key) or {}).get("startedAt"))
+                if started is not None:
+                    return started
+    return None
+
+
+def _condition_time(status: Mapping[str, Any], kind: str) -> datetime | None:
+    for condition in status.get("conditions") or []:
+        if condition.get("type") == kind and condition.get("status") == "True":
+            return parse_time(condition.get("lastTransitionTime"))
+    return None
+
+
 def _start_failure(pod: Mapping[str, Any], now: datetime, grace: float) -> dict[str, Any] | None:
-    """A container that cannot start, once waiting longer cannot help."""
+    """A container that cannot start, once waiting longer cannot help.
+
+    The grace counts from when the container could first start: the init container once
+    the Pod is on a node, the runner once the init container is done. Time spent waiting
+    for a node or cloning is not time spent failing to pull.
+    """
     created = parse_time((pod.get("metadata") or {}).get("creationTimestamp"))
-    waited = now - created if created else timedelta(0)
     status = pod.get("status") or {}
+    on_node = parse_time(status.get("startTime")) or created
+    initialized = _condition_time(status, "Initialized") or on_node
     for key in ("initContainerStatuses", "containerStatuses"):
+        since = on_node if key == "initContainerStatuses" else initialized
+        waited = now - since if since else timedelta(0)
         for container in status.get(key) or []:
             waiting = (container.get("state") or {}).get("waiting") or {}
             reason = waiting.get("reason")

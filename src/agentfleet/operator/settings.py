@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass, field
 
 from ..models.batch import TicketBatch
@@ -21,10 +20,9 @@ class WorkspaceClaim:
 class OperatorSettings:
     namespaces: tuple[str, ...] = ()
     """Where to watch; empty: every namespace (the ClusterRole the chart makes)."""
-    peering: str | None = None
-    """kopf peering name for more than one replica; None: standalone."""
-    priority: int = field(default_factory=lambda: secrets.randbelow(2**31 - 1) + 1)
-    """This replica's peering priority: random, so replicas differ and one is active."""
+    leader_election: str | None = None
+    """Name of the Lease that elects the one replica that writes; None: a single replica."""
+    leader_election_namespace: str = "default"
     qps: float = 50.0
     burst: int = 100
     liveness: str = "http://0.0.0.0:8080/healthz"
@@ -37,6 +35,8 @@ class OperatorSettings:
     image_pull_grace_seconds: float = 120.0
     resync_seconds: float = 10.0
     """How often each batch is looked at with nothing changed: what makes timeouts fire."""
+    relist_seconds: float = 300.0
+    """How often everything is listed again: deletions a dropped watch missed are seen."""
 
     def workspace_of(self, batch: TicketBatch) -> WorkspaceClaim:
         """The batch's own choices first, then the installation's."""
