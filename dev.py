@@ -58,7 +58,7 @@ def test() -> None:
 
 
 def bench() -> None:
-    for script in ("schedule.py", "worktrees.py", "runner_overhead.py"):
+    for script in ("schedule.py", "worktrees.py", "runner_overhead.py", "operator_throughput.py"):
         run(BIN / "python", f"bench/{script}")
 
 
