@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import urllib.error
 import urllib.request
 
 import pytest
@@ -55,3 +56,20 @@ async def test_liveness_and_metrics_are_served_and_count_what_the_operator_did(
     assert 'agentfleet_tasks{phase="Running"}' in text
     with pytest.raises(OSError, match="refused"):
         await asyncio.to_thread(fetch, f"http://127.0.0.1:{metrics}/metrics")
+
+
+async def test_liveness_fails_when_the_reconciler_stops_coming_round(cluster: Cluster) -> None:
+    liveness = free_port()
+    settings = OperatorSettings(
+        namespaces=(NAMESPACE,), liveness=f"http://127.0.0.1:{liveness}/healthz", metrics_port=0
+    )
+    running = await cluster.start_operator(settings)
+    try:
+        reconciler = running.operator.reconciler
+        reconciler.stop()  # as if stuck: its loop no longer comes round
+        await asyncio.sleep(0.2)
+        reconciler.heartbeat -= 3600
+        with pytest.raises(urllib.error.HTTPError, match="500"):
+            await asyncio.to_thread(fetch, f"http://127.0.0.1:{liveness}/healthz")
+    finally:
+        await asyncio.to_thread(running.stop)

@@ -55,13 +55,13 @@ def invalid_reason(error: ValidationError) -> str:
 
 
 def parse(kind: str, body: Mapping[str, Any]) -> Entry:
-    raw = dict(body)
+    # managedFields are often the largest part of an object, and nothing here reads them.
+    raw = {**body, "metadata": {**body.get("metadata", {})}}
+    raw["metadata"].pop("managedFields", None)
     if kind == POD:
         return Entry(raw, None, None)
-    data = {**raw, "metadata": {**raw.get("metadata", {})}}
-    data["metadata"].pop("managedFields", None)
     try:
-        return Entry(raw, KINDS[kind].model_validate(data), None)
+        return Entry(raw, KINDS[kind].model_validate(raw), None)
     except ValidationError as exc:
         return Entry(raw, None, invalid_reason(exc))
 

@@ -28,6 +28,9 @@ from .settings import OperatorSettings
 
 log = logging.getLogger(__name__)
 
+STALL_LIMIT_SECONDS = 300.0
+"""Longer than any round takes, API timeouts included (5 s to connect, 30 s to read)."""
+
 
 def connection_info(configuration: k8s.Configuration) -> kopf.ConnectionInfo:
     """kopf's view of the client's credentials: server, CA, client certificate or token."""
@@ -105,6 +108,16 @@ class Operator:
         def login(**_: Any) -> kopf.ConnectionInfo:
             # In a Pod the service-account token rotates: read it again at each login.
             return connection_info(configuration if explicit else load_client_configuration())
+
+        @kopf.on.probe(id="reconciler", registry=registry)
+        def reconciler_alive(**_: Any) -> float:
+            # kopf's /healthz answers 500 when a probe fails: a reconciler stuck on a hung
+            # connection gets its Pod restarted instead of looking healthy forever.
+            stalled = reconciler.stalled_for()
+            limit = max(STALL_LIMIT_SECONDS, 3 * settings.resync_seconds)
+            if stalled > limit:
+                raise kopf.PermanentError(f"the reconciler has not come round for {stalled:.0f}s")
+            return round(stalled, 1)
 
         @kopf.on.startup(registry=registry)
         def configure(settings: kopf.OperatorSettings, **_: Any) -> None:

@@ -79,6 +79,8 @@ class Reconciler:
         self._counted: set[tuple[str, str]] = set()
         self.rounds = 0
         self._write_failures: dict[str, int] = {}
+        self.heartbeat = time.monotonic()
+        """When the loop last came round: kopf's liveness probe fails when it is too old."""
         self.idle = threading.Event()
         """Set while no namespace waits for a round: what tests and benchmarks wait on."""
 
@@ -149,6 +151,7 @@ class Reconciler:
         synced = False
         failures: dict[str, int] = {}
         while True:
+            self.heartbeat = time.monotonic()
             if self.leader is not None and not self.leader.leading.is_set():
                 synced = False
                 self.idle.set()
@@ -195,6 +198,10 @@ class Reconciler:
                     self.poke(namespace)
             self.update_gauges()
 
+    def stalled_for(self) -> float:
+        """Seconds since the loop last came round (0 while it does)."""
+        return time.monotonic() - self.heartbeat
+
     def _sleep(self, seconds: float) -> bool:
         """Wait, waking early on stop(); True when stopping."""
         with self._wake:
@@ -205,6 +212,7 @@ class Reconciler:
     def _wait_for_lead(self) -> bool:
         assert self.leader is not None
         while not self.leader.leading.wait(0.5):
+            self.heartbeat = time.monotonic()
             if self._stopping:
                 return False
         return not self._stopping
