@@ -382,16 +382,28 @@ async def record(served: tuple[str, ...]) -> Recording:
 
         def prepare(operator: Operator) -> None:
             watched.extend(kopf_selectors(operator))
-            request = operator.api.request
+            # The reconciler's client, and the leader election's own one.
+            clients = [operator.api]
+            if operator.reconciler.leader is not None:
+                clients.append(operator.reconciler.leader.api)
+            for client in clients:
+                request = client.request
 
-            def recording(method: str, path: str, body: Any = None, **options: Any) -> Any:
-                access = access_of(method, path, options.get("query"))
-                if access is not None:
-                    with lock:
-                        seen.append(access)
-                return request(method, path, body, **options)
+                def recording(
+                    method: str,
+                    path: str,
+                    body: Any = None,
+                    *,
+                    _real: Any = request,
+                    **options: Any,
+                ) -> Any:
+                    access = access_of(method, path, options.get("query"))
+                    if access is not None:
+                        with lock:
+                            seen.append(access)
+                    return _real(method, path, body, **options)
 
-            operator.api.request = recording  # type: ignore[method-assign]
+                client.request = recording  # type: ignore[method-assign]
 
         try:
             running = await cluster.start_operator(settings, prepare=prepare)

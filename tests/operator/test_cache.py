@@ -107,3 +107,11 @@ def test_the_token_bucket_lets_a_burst_through_then_paces_at_qps() -> None:
     assert [round(w, 3) for w in waits[3:]] == [0.1, 0.1, 0.1]
     assert round(now[0], 3) == 0.3
     assert TokenBucket(qps=0, burst=0).take() == 0.0
+
+
+def test_the_retry_backoff_grows_to_its_cap_and_never_overflows() -> None:
+    from agentfleet.operator.reconciler import backoff
+
+    assert [backoff(n, 30.0) for n in (1, 2, 3)] == [0.5, 1.0, 2.0]
+    assert backoff(7, 30.0) == 30.0
+    assert backoff(5000, 30.0) == 30.0

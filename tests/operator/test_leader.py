@@ -45,18 +45,42 @@ async def test_one_replica_holds_the_lease_and_renews_it_while_the_other_waits(
 async def test_an_expired_lease_passes_to_another_replica_and_counts_the_transition(
     cluster: Cluster, api: KubeApi
 ) -> None:
-    now = [datetime(2026, 11, 25, tzinfo=UTC)]
-    first = LeaseElector(api, NAMESPACE, "agentfleet", holder="a", clock=lambda: now[0])
-    second = LeaseElector(api, NAMESPACE, "agentfleet", holder="b", clock=lambda: now[0])
+    ticks = [1000.0]
+    first = LeaseElector(api, NAMESPACE, "agentfleet", holder="a", monotonic=lambda: ticks[0])
+    second = LeaseElector(api, NAMESPACE, "agentfleet", holder="b", monotonic=lambda: ticks[0])
     assert await acquire(first)
-    now[0] += timedelta(seconds=10)
+    assert not await acquire(second), "taken while fresh"
+    ticks[0] += 10
     assert not await acquire(second), "taken before it expired"
-    now[0] += timedelta(seconds=6)
+    ticks[0] += 6
     assert await acquire(second)
     assert not await acquire(first), "the old holder must not take it back"
     lease = cluster.emu.get_object("leases", NAMESPACE, "agentfleet")
     assert lease["spec"]["holderIdentity"] == "b"
     assert lease["spec"]["leaseTransitions"] == 1
+
+
+async def test_a_clock_far_ahead_does_not_make_a_fresh_lease_look_expired(
+    cluster: Cluster, api: KubeApi
+) -> None:
+    ahead = datetime.now(UTC) + timedelta(minutes=10)
+    first = LeaseElector(api, NAMESPACE, "agentfleet", holder="a")
+    second = LeaseElector(api, NAMESPACE, "agentfleet", holder="b", clock=lambda: ahead)
+    assert await acquire(first)
+    assert not await acquire(second)
+
+
+async def test_a_holder_whose_renewals_stall_stops_acting_before_the_lease_can_pass(
+    cluster: Cluster, api: KubeApi
+) -> None:
+    ticks = [1000.0]
+    elector = LeaseElector(api, NAMESPACE, "agentfleet", holder="a", monotonic=lambda: ticks[0])
+    elector._renewed_at = ticks[0]
+    elector.leading.set()
+    assert elector.is_leading()
+    ticks[0] += elector.renew_deadline_seconds + 0.1
+    assert not elector.is_leading(), "acts on a Lease it may have lost"
+    assert elector.renew_deadline_seconds < elector.lease_seconds
 
 
 async def test_a_replica_that_stops_hands_the_lease_over_at_once(

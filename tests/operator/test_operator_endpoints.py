@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
 import urllib.error
 import urllib.request
 
@@ -67,7 +68,8 @@ async def test_liveness_fails_when_the_reconciler_stops_coming_round(cluster: Cl
     try:
         reconciler = running.operator.reconciler
         reconciler.stop()  # as if stuck: its loop no longer comes round
-        await asyncio.sleep(0.2)
+        [loop] = [t for t in threading.enumerate() if t.name == "agentfleet-reconciler"]
+        await asyncio.to_thread(loop.join, 5)
         reconciler.heartbeat -= 3600
         with pytest.raises(urllib.error.HTTPError, match="500"):
             await asyncio.to_thread(fetch, f"http://127.0.0.1:{liveness}/healthz")

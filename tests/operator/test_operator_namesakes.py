@@ -35,7 +35,8 @@ async def test_a_batch_reapplied_before_garbage_collection_does_not_inherit_old_
     )
     await cluster.delete("TicketBatch", "b1")
     await cluster.apply(m.batch("b1", [m.ticket("x")]))
-    await cluster.settle(1.0)
+    await cluster.until(lambda: cluster.phase("TicketBatch", "b1"), what="the new batch's status")
+    await cluster.settle(0.5)
     assert cluster.phase("TicketBatch", "b1") != "Succeeded", "took the old batch's results"
 
     monkeypatch.setattr(FilledEmulator, "_collect_garbage", collect)
@@ -80,3 +81,27 @@ async def test_a_batch_reapplied_after_a_refused_run_tries_it_again(
     await cluster.apply(m.batch("b1", [m.ticket("x")]))
     await cluster.until_pods("b1-x-develop-1")
     assert claim(cluster) is not None
+
+
+async def test_a_running_batch_keeps_its_claim_when_retention_is_switched_on(
+    cluster: Cluster,
+) -> None:
+    from agentfleet.operator.settings import OperatorSettings
+
+    first = await cluster.start_operator()
+    await cluster.apply(*m.base(), m.batch("b1", [m.ticket("x")]))
+    await cluster.until_pods("b1-x-develop-1")
+    await asyncio.to_thread(first.stop)
+    retaining = OperatorSettings(
+        namespaces=(NAMESPACE,),
+        liveness="",
+        metrics_port=0,
+        resync_seconds=0.5,
+        retain_workspaces=True,
+    )
+    second = await cluster.start_operator(retaining)
+    try:
+        await cluster.succeed("b1-x-develop-1")
+        await cluster.until_pods("b1-x-qa-1")
+    finally:
+        await asyncio.to_thread(second.stop)

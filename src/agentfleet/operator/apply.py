@@ -123,6 +123,8 @@ class Applier:
     cache: ClusterCache
     settings: OperatorSettings
     clock: Callable[[], datetime] = now_utc
+    may_write: Callable[[], bool] = lambda: True
+    """False once this replica no longer holds the leader Lease: then nothing is written."""
     failed_starts: dict[tuple[str, str, str | None], ObservedRun] = field(default_factory=dict)
     """Runs whose Pod the API refused for good, by namespace, name and owner uid: no Pod
     records them, so this does, for as long as their task (or batch) exists."""
@@ -157,18 +159,35 @@ class Applier:
                 batch_statuses.append(action)
             elif not self._try(namespace, action, seen):
                 failed.add(_target(action))
-        tasks_failed = any(kind == "AgentTask" for kind, _ in failed)
+        held_back = {
+            self._batch_of(name, seen, actions) for kind, name in failed if kind == "AgentTask"
+        }
         for action in batch_statuses:
-            if tasks_failed or not self._try(namespace, action, seen):
+            if action.name in held_back or not self._try(namespace, action, seen):
                 failed.add(_target(action))
         for action in clears:
             if (action.kind, action.name) not in failed:
                 self._try(namespace, action, seen)
         for (kind, name, type_, reason), messages in events.items():
-            self.post_event(namespace, kind, name, type_, reason, combined(messages))
+            # An object whose write failed is decided again next round, Events included.
+            if (kind, name) not in failed:
+                self.post_event(namespace, kind, name, type_, reason, combined(messages))
         return not failed
 
+    @staticmethod
+    def _batch_of(task: str, seen: dict[tuple[str, str], Any], actions: list[Action]) -> str:
+        model = seen.get(("AgentTask", task))
+        if model is None:  # created this round
+            model = next(
+                (a.task for a in actions if isinstance(a, CreateTask) and a.task.name == task),
+                None,
+            )
+        ref = model.spec.batch_ref if model is not None else None
+        return ref.name if ref is not None else ""
+
     def _try(self, namespace: str, action: Action, seen: dict[tuple[str, str], Any]) -> bool:
+        if not self.may_write():
+            return False
         try:
             self._apply(namespace, action, seen)
         except ApiError as exc:
@@ -261,7 +280,8 @@ class Applier:
             return
         claim, policy, pod = objects
         try:
-            if claim is not None and not self._ensure_claim(namespace, claim):
+            batch_uid = self._owner_uid(namespace, replace(request, task=None))
+            if claim is not None and not self._ensure_claim(namespace, claim, batch_uid):
                 return
             if policy is not None:
                 self.api.create(policy)
@@ -277,22 +297,23 @@ class Applier:
             agent_type = agent.model.spec.agent_type.value if agent and agent.model else "unknown"
             RUNS_STARTED.labels(agent_type=agent_type).inc()
 
-    def _ensure_claim(self, namespace: str, claim: JSON) -> bool:
+    def _ensure_claim(self, namespace: str, claim: JSON, batch_uid: str | None) -> bool:
         """Make the batch's workspace claim; False while a claim of a deleted namesake of
-        the batch is still on its way out (a Pod now would mount it, then lose it)."""
+        the batch is still on its way out (a Pod now would mount it, then lose it).
+
+        A claim of this batch, or of no batch (retained), is used as it is."""
         name = claim["metadata"]["name"]
-        owners = claim["metadata"].get("ownerReferences") or [{}]
-        uid = owners[0].get("uid")
         if self.api.create(claim) is None:
             existing = self.api.get("PersistentVolumeClaim", namespace, name)
             if existing is None:
                 return False  # deleted between the two calls: made next round
-            meta = existing["metadata"]
             theirs = controller_of(existing)
-            if meta.get("deletionTimestamp") or (theirs is not None and theirs[2] != uid):
-                log.info("claim %s/%s belongs to a deleted batch; waiting", namespace, name)
+            if existing["metadata"].get("deletionTimestamp") or (
+                theirs is not None and theirs[2] != batch_uid
+            ):
+                log.warning("claim %s/%s belongs to a deleted batch; waiting", namespace, name)
                 return False
-        self.claims.add((namespace, name, uid))
+        self.claims.add((namespace, name, batch_uid))
         return True
 
     def _run_objects(
@@ -358,8 +379,8 @@ class Applier:
             access_mode=wanted.access_mode,
             owner=None if wanted.retain else owner_fields(batch.body),
         )
-        claim_uid = (claim_body["metadata"].get("ownerReferences") or [{}])[0].get("uid")
-        if (namespace, claim_body["metadata"]["name"], claim_uid) not in self.claims:
+        batch_uid = batch.body["metadata"].get("uid")
+        if (namespace, claim_body["metadata"]["name"], batch_uid) not in self.claims:
             claim = claim_body
         return claim, policy, pod
 
@@ -402,6 +423,8 @@ class Applier:
         applying it, so it stays recorded with the same reason.
         """
         for run in runs:
+            if not self.may_write():
+                return
             if run.phase == RunPhase.FAILED and run.reason:
                 try:
                     self._cancel(namespace, run.name, run.reason, run.message)
@@ -425,6 +448,8 @@ class Applier:
         self, namespace: str, kind: str, name: str, type_: str, reason: str, message: str
     ) -> None:
         """A core/v1 Event, as `kubectl describe` and `kubectl get events` show them."""
+        if not self.may_write():
+            return
         entry = self.cache.get(kind, namespace, name)
         involved: JSON = {"kind": kind, "namespace": namespace, "name": name}
         if entry is not None:

@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from .client import ApiError, KubeApi
@@ -33,18 +33,6 @@ def identity() -> str:
     return f"{host}_{uuid.uuid4().hex[:8]}"
 
 
-def _time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.strptime(value, MICRO_TIME).replace(tzinfo=UTC)
-    except ValueError:
-        try:
-            return datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-
-
 class LeaseElector:
     def __init__(
         self,
@@ -57,6 +45,7 @@ class LeaseElector:
         renew_deadline_seconds: float = 10.0,
         renew_seconds: float = 2.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.api, self.namespace, self.name = api, namespace, name
         self.holder = holder or identity()
@@ -64,28 +53,39 @@ class LeaseElector:
         self.renew_deadline_seconds = renew_deadline_seconds
         self.renew_seconds = renew_seconds
         self.clock = clock
+        self.monotonic = monotonic
         self.leading = threading.Event()
-        """Set while this replica holds the Lease: the reconciler acts only then."""
+        """Set while this replica believes it holds the Lease; `is_leading()` also checks
+        that the belief is recent enough to act on."""
         self._stop = threading.Event()
-        self._last_renewal = 0.0
+        self._renewed_at = float("-inf")
+        self._seen: tuple[Any, ...] | None = None
+        self._seen_at = 0.0
+
+    def is_leading(self) -> bool:
+        """True while the last successful renewal started less than the renew deadline ago.
+
+        Checked before every write: a holder whose renewals stall stops acting before the
+        Lease can pass to another replica (renew deadline < lease duration).
+        """
+        fresh = self.monotonic() - self._renewed_at < self.renew_deadline_seconds
+        return self.leading.is_set() and fresh
 
     def run(self) -> None:
         """Try to acquire or renew until stopped; give the Lease up when stopping."""
         while not self._stop.is_set():
+            attempt = self.monotonic()  # a renewal counts from before the call, not after
             try:
-                held = self.try_acquire_or_renew()
-            except Exception as exc:  # the API is unreachable: keep leading until the deadline
+                held: bool | None = self.try_acquire_or_renew()
+            except Exception as exc:  # unreachable: keep leading until the deadline passes
                 log.warning("leader election %s/%s: %s", self.namespace, self.name, exc)
                 held = None
-            now = time.monotonic()
             if held:
-                self._last_renewal = now
+                self._renewed_at = attempt
                 if not self.leading.is_set():
                     log.info("leading as %s (Lease %s/%s)", self.holder, self.namespace, self.name)
                     self.leading.set()
-            elif self.leading.is_set() and (
-                held is False or now - self._last_renewal > self.renew_deadline_seconds
-            ):
+            elif self.leading.is_set() and (held is False or not self.is_leading()):
                 log.warning("lost the Lease %s/%s; standing by", self.namespace, self.name)
                 self.leading.clear()
             self._stop.wait(self.renew_seconds)
@@ -104,6 +104,25 @@ class LeaseElector:
             "leaseTransitions": transitions,
         }
 
+    def _expired(self, lease: dict[str, Any]) -> bool:
+        """Whether another holder's Lease has run out, by this replica's own clock.
+
+        As client-go: the time that counts is when this replica last saw the record change,
+        not the holder's renewTime, so clocks that disagree between nodes cannot make a fresh
+        Lease look expired. A replica that just started waits one full duration.
+        """
+        spec = lease.get("spec") or {}
+        record = (
+            spec.get("holderIdentity"),
+            spec.get("renewTime"),
+            lease["metadata"].get("resourceVersion"),
+        )
+        now = self.monotonic()
+        if record != self._seen:
+            self._seen, self._seen_at = record, now
+        duration = int(spec.get("leaseDurationSeconds") or self.lease_seconds)
+        return now - self._seen_at > duration
+
     def try_acquire_or_renew(self) -> bool:
         """True when this replica holds the Lease after the call."""
         lease = self.api.get(LEASE, self.namespace, self.name)
@@ -117,13 +136,11 @@ class LeaseElector:
             return self.api.create(body) is not None
         spec = lease.get("spec") or {}
         holder = spec.get("holderIdentity")
-        renewed = _time(spec.get("renewTime")) or _time(spec.get("acquireTime"))
-        duration = int(spec.get("leaseDurationSeconds") or self.lease_seconds)
-        expired = renewed is None or self.clock() > renewed + timedelta(seconds=duration)
-        if holder not in (self.holder, None, "") and not expired:
+        mine = holder == self.holder
+        if holder and not mine and not self._expired(lease):
             return False
         transitions = int(spec.get("leaseTransitions") or 0)
-        if holder == self.holder:
+        if mine:
             new_spec = self._spec(transitions, spec.get("acquireTime") or "")
         else:
             new_spec = self._spec(transitions + 1, "")
@@ -136,9 +153,9 @@ class LeaseElector:
         try:
             self.api.patch(LEASE, self.namespace, self.name, patch)
         except ApiError as exc:
-            if exc.code == 409:
+            if exc.code == 409 and not mine:
                 return False
-            raise
+            raise  # our own renewal raced something: retried until the renew deadline
         return True
 
     def release(self) -> None:

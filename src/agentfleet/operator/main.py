@@ -95,11 +95,15 @@ class Operator:
         configuration = configuration or load_client_configuration()
         api = KubeApi(configuration, qps=settings.qps, burst=settings.burst)
         cache = ClusterCache(settings.image_pull_grace_seconds)
-        leader = (
-            LeaseElector(api, settings.leader_election_namespace, settings.leader_election)
-            if settings.leader_election
-            else None
-        )
+        leader = None
+        if settings.leader_election:
+            # Its own client: renewals never wait behind the reconciler's rate limit, and
+            # give up well within the renew deadline.
+            lease_api = KubeApi(configuration, qps=0, burst=1, pool_size=1)
+            lease_api.timeout = (2.0, 3.0)
+            leader = LeaseElector(
+                lease_api, settings.leader_election_namespace, settings.leader_election
+            )
         reconciler = Reconciler(api, cache, settings, leader=leader)
         registry = kopf.OperatorRegistry()
         register_all(registry, reconciler)

@@ -56,6 +56,11 @@ SUMMARY_CONDITION = {
 """The condition that sums up each kind: where an invalid object says what is wrong."""
 
 
+def backoff(failures: int, cap: float) -> float:
+    """0.5, 1, 2, ... seconds, at most `cap`; the exponent is bounded so it never overflows."""
+    return min(cap, 0.25 * 2 ** min(failures, 16))
+
+
 def now_utc() -> datetime:
     return datetime.now(UTC)
 
@@ -71,7 +76,13 @@ class Reconciler:
     ) -> None:
         self.api, self.cache, self.settings, self.clock = api, cache, settings, clock
         self.leader = leader
-        self.applier = Applier(api, cache, settings, clock)
+        self.applier = Applier(
+            api,
+            cache,
+            settings,
+            clock,
+            may_write=leader.is_leading if leader is not None else lambda: True,
+        )
         self._dirty: set[str] = set()
         self._wake = threading.Condition()
         self._stopping = False
@@ -79,6 +90,8 @@ class Reconciler:
         self._counted: set[tuple[str, str]] = set()
         self.rounds = 0
         self._write_failures: dict[str, int] = {}
+        self._retry_at: dict[str, float] = {}
+        """Namespaces whose writes failed, and when to try them again with nothing new."""
         self.heartbeat = time.monotonic()
         """When the loop last came round: kopf's liveness probe fails when it is too old."""
         self.idle = threading.Event()
@@ -152,7 +165,7 @@ class Reconciler:
         failures: dict[str, int] = {}
         while True:
             self.heartbeat = time.monotonic()
-            if self.leader is not None and not self.leader.leading.is_set():
+            if self.leader is not None and not self.leader.is_leading():
                 synced = False
                 self.idle.set()
                 if not self._wait_for_lead():
@@ -170,10 +183,16 @@ class Reconciler:
             with self._wake:
                 while not self._dirty and not self._stopping:
                     self.idle.set()
-                    remaining = min(next_resync, next_relist) - time.monotonic()
+                    due = [next_resync, next_relist, *self._retry_at.values()]
+                    remaining = min(due) - time.monotonic()
                     if remaining <= 0:
                         break
                     self._wake.wait(remaining)
+                now = time.monotonic()
+                for namespace, at in list(self._retry_at.items()):
+                    if at <= now:
+                        del self._retry_at[namespace]
+                        self._dirty.add(namespace)
                 if self._stopping:
                     return
                 if not self._dirty and time.monotonic() >= next_resync:
@@ -181,7 +200,7 @@ class Reconciler:
                     next_resync = time.monotonic() + self.settings.resync_seconds
                 dirty, self._dirty = sorted(self._dirty), set()
             for namespace in dirty:
-                if self.leader is not None and not self.leader.leading.is_set():
+                if self.leader is not None and not self.leader.is_leading():
                     self.poke(namespace)
                     continue
                 try:
@@ -193,7 +212,7 @@ class Reconciler:
                         log.exception(
                             "reconciling %s failed (%d times); retrying", namespace, count
                         )
-                    if self._sleep(min(10.0, 0.25 * 2**count)):
+                    if self._sleep(backoff(count, 10.0)):
                         return
                     self.poke(namespace)
             self.update_gauges()
@@ -211,7 +230,7 @@ class Reconciler:
 
     def _wait_for_lead(self) -> bool:
         assert self.leader is not None
-        while not self.leader.leading.wait(0.5):
+        while not (self.leader.leading.wait(0.5) and self.leader.is_leading()):
             self.heartbeat = time.monotonic()
             if self._stopping:
                 return False
@@ -240,12 +259,11 @@ class Reconciler:
         actions = decide(snapshot)
         if self.applier.apply(namespace, snapshot, actions):
             self._write_failures.pop(namespace, None)
+            self._retry_at.pop(namespace, None)
         else:
             # A write failed (a 5xx, a throttled or refused call): try again, backing off.
             count = self._write_failures[namespace] = self._write_failures.get(namespace, 0) + 1
-            retry = threading.Timer(min(30.0, 0.25 * 2**count), self.poke, [namespace])
-            retry.daemon = True
-            retry.start()
+            self._retry_at[namespace] = time.monotonic() + backoff(count, 30.0)
         self.applier.stop_failed(namespace, list(snapshot.runs))
         RECONCILE_DURATION.observe(time.perf_counter() - started)
         if self.cache.version != before:
@@ -253,6 +271,8 @@ class Reconciler:
 
     def report_invalid(self, namespace: str) -> None:
         """A batch or task the models refuse fails with the reason, once per generation."""
+        if not self.applier.may_write():
+            return
         for kind, summary in SUMMARY_CONDITION.items():
             for entry in self.cache.entries(kind, namespace):
                 if entry.model is not None or entry.error is None:
