@@ -11,7 +11,7 @@ import asyncio
 import copy
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +20,7 @@ import kubernetes.client
 import yaml
 
 from agentfleet.crd import generate_crds
-from agentfleet.models import API_VERSION, GROUP, KINDS, VERSION
+from agentfleet.models import GROUP, KINDS, VERSION
 from agentfleet.models.run import AttemptPhase, RunResult
 from agentfleet.operator.main import Operator
 from agentfleet.operator.settings import OperatorSettings
@@ -314,11 +314,3 @@ class Cluster:
     async def settle(self, seconds: float = 0.8) -> None:
         """Let the operator act on what it has seen, for checks that nothing more happens."""
         await asyncio.sleep(seconds)
-
-
-async def call(fn: Callable[..., Any], *args: Any) -> Any:
-    return await asyncio.to_thread(fn, *args)
-
-
-Waiter = Callable[[], Awaitable[None]]
-__all__ = ["API_VERSION", "NAMESPACE", "Cluster", "RunningOperator", "manifests", "result"]
