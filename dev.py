@@ -9,6 +9,7 @@ Each makes the virtual environment it needs in .venv/ (again when pyproject.toml
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import venv
@@ -44,12 +45,43 @@ def ensure_venv(extras: str = "dev,chart") -> None:
     STAMP.write_text(extras)
 
 
+def ensure_agent_clis() -> None:
+    """The pinned agent CLIs from npm into .venv/agent-clis, for the tests that drive them.
+
+    Without npm the tests that need a CLI skip, naming it (`.ci/run` installs Node.js and
+    makes them required).
+    """
+    specs = subprocess.run(
+        [
+            str(BIN / "python"),
+            "-c",
+            "from agentfleet.executors.versions import npm_specs; print(' '.join(npm_specs()))",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    ).stdout.split()
+    target = VENV / "agent-clis"
+    stamp = target / ".installed"
+    if stamp.exists() and stamp.read_text().split() == specs:
+        return
+    npm = shutil.which("npm")
+    if npm is None:
+        print("! npm not found: the tests that drive the real agent CLIs will skip", flush=True)
+        return
+    target.mkdir(parents=True, exist_ok=True)
+    run(npm, "install", "--no-audit", "--no-fund", "--no-save", "--prefix", target, *specs)
+    stamp.write_text(" ".join(specs))
+
+
 def demo() -> None:
     run(BIN / "python", "examples/quickstart/make_sample_repo.py", "--force", DEMO_REPO)
     run(BIN / "agentfleet", "run", "-f", "examples/quickstart", "--repo", DEMO_REPO)
 
 
 def test() -> None:
+    ensure_agent_clis()
     run(BIN / "ruff", "check", "src", "tests", "bench", "examples", "dev.py")
     run(BIN / "ruff", "format", "--check", "src", "tests", "bench", "examples", "dev.py")
     run(BIN / "mypy")

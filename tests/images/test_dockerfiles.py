@@ -29,7 +29,11 @@ ARG_DEFAULT = re.compile(r"^ARG\s+([A-Za-z_][A-Za-z0-9_]*)=(\S+)\s*$", re.MULTIL
 
 def read_versions_env() -> dict[str, str]:
     versions = {}
-    for line in (IMAGES / "versions.env").read_text(encoding="utf-8").splitlines():
+    for line in (
+        (IMAGES.parent / "src" / "agentfleet" / "versions.env")
+        .read_text(encoding="utf-8")
+        .splitlines()
+    ):
         line = line.strip()
         if line and not line.startswith("#"):
             key, sep, value = line.partition("=")

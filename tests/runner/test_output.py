@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from agentfleet.executors import CommandExecutor, ExecutorUnavailableError, executor_for
-from agentfleet.models.agent import ExecutorType
+from agentfleet.executors import CommandExecutor, executor_for, ignored_settings
+from agentfleet.models.agent import AgentConfigSpec, ExecutorType
 from agentfleet.models.log import LogEvent, LogEventType
 from agentfleet.models.run import AttemptPhase, CriterionOutcome, RunResult
 from agentfleet.runner.events import EventSink, started_line
@@ -100,9 +100,34 @@ def test_an_agent_reporting_no_usage_has_unknown_tokens_not_zero() -> None:
 
 
 @pytest.mark.parametrize(
-    "kind", [ExecutorType.CLAUDE_CODE, ExecutorType.GEMINI, ExecutorType.CODEX]
+    ("kind", "cls"),
+    [
+        (ExecutorType.CLAUDE_CODE, "ClaudeCodeExecutor"),
+        (ExecutorType.GEMINI, "GeminiExecutor"),
+        (ExecutorType.CODEX, "CodexExecutor"),
+        (ExecutorType.COMMAND, "CommandExecutor"),
+    ],
 )
-def test_the_agent_cli_executors_are_named_as_not_built_yet(kind: ExecutorType) -> None:
-    with pytest.raises(ExecutorUnavailableError, match=f"the {kind.value} executor arrives"):
-        executor_for(kind)
-    assert issubclass(ExecutorUnavailableError, NotImplementedError)
+def test_each_executor_type_gets_its_own_fresh_executor(kind: ExecutorType, cls: str) -> None:
+    first, second = executor_for(kind), executor_for(kind)
+
+    assert type(first).__name__ == cls
+    assert first is not second, "executors keep per-run parsing state"
+
+
+def test_settings_a_cli_cannot_honour_are_named_not_dropped() -> None:
+    spec = AgentConfigSpec.model_validate(
+        {
+            "agentType": "Development",
+            "baseExecutor": {"type": "codex", "maxTurns": 5},
+            "subAgents": {"helper": {"agentType": "QualityAssurance"}},
+        }
+    )
+
+    ignored = ignored_settings(spec)
+
+    assert [s.split(" ")[0] for s in ignored] == ["subAgents", "maxTurns"]
+    claude = spec.model_copy(
+        update={"base_executor": spec.base_executor.model_copy(update={"type": "claude-code"})}
+    )
+    assert ignored_settings(claude) == []

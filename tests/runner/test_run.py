@@ -283,17 +283,20 @@ def test_a_context_dir_inside_the_worktree_is_refused(repo: Repo) -> None:
     assert (ran.exit_code, ran.result["reason"]) == (2, "InvalidSpec")
 
 
-def test_an_agent_cli_not_built_yet_fails_as_executor_unavailable(repo: Repo) -> None:
+def test_an_agent_cli_that_is_not_installed_fails_as_executor_unavailable(repo: Repo) -> None:
     spec = repo.spec(["true"])
     spec.agent = AgentConfigSpec(
         agent_type=AgentType.DEVELOPMENT,
-        base_executor=BaseExecutor(type=ExecutorType.CLAUDE_CODE),
+        base_executor=BaseExecutor(
+            type=ExecutorType.CLAUDE_CODE, command=["claude-that-is-not-installed"]
+        ),
     )
     ran = run(repo, spec)
 
     assert (ran.exit_code, ran.result["reason"]) == (1, "ExecutorUnavailable")
-    assert "claude-code" in ran.result["message"]
-    assert "agents work" in ran.result["message"]
+    assert "'claude-that-is-not-installed' (claude-code executor)" in ran.result["message"]
+    assert "@anthropic-ai/claude-code@2.1.331" in ran.result["message"]
+    assert not ran.events_of("commit"), "nothing ran, nothing to commit"
 
 
 def _cli(spec: RunSpec, tmp: Path) -> tuple[subprocess.Popen[str], Path]:

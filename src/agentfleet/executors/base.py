@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -9,21 +10,27 @@ from ..models.log import LogEventType
 from ..models.run import TokenUsage
 
 if TYPE_CHECKING:
+    from ..models.agent import Pricing
     from ..runner.spec import RunSpec
 
 
 @dataclass(frozen=True)
 class Invocation:
-    """How to start the agent: argv (never a shell string), its whole environment, its stdin.
+    """How to start the agent: argv (never a shell string), the variables it adds, its stdin.
 
-    `files` are written to the run's context dir before the start (names relative to it), for
-    CLIs that take configuration as files (an MCP config, sub-agent definitions).
+    The agent inherits the runner's environment with `env` on top, so credentials such as
+    ANTHROPIC_API_KEY pass through without agentfleet ever holding them. `files` are written to
+    the run's context dir before the start (names relative to it, mode 0600), for CLIs that
+    take configuration as files (an MCP config with a token, settings).
     """
 
     argv: list[str]
     env: dict[str, str]
     stdin_text: str = ""
     files: dict[str, str] = field(default_factory=dict)
+
+    def environment(self, inherited: Mapping[str, str]) -> dict[str, str]:
+        return {**inherited, **self.env}
 
 
 @dataclass(frozen=True)
@@ -42,9 +49,11 @@ class AgentEvent:
 class ExecutorOutcome:
     """What the executor made of the whole stream once the agent exited.
 
-    `text` is the agent's final answer (what a refinement run parses); `ok` is False when the
-    stream itself reported a failure even though the process exited 0. `tokens` and `cost_usd`
-    are None when the agent reported no usage (unknown, not zero).
+    `text` is the agent's final answer (what a refinement run parses); `structured` the JSON
+    a CLI returned for a `--json-schema` request, when it has that feature. `ok` is False when
+    the stream itself reported a failure even though the process exited 0, or when it ended
+    with no final result. `tokens` and `cost_usd` are None when the agent reported no usage
+    (unknown, not zero).
     """
 
     tokens: TokenUsage | None
@@ -52,6 +61,8 @@ class ExecutorOutcome:
     text: str
     ok: bool
     message: str = ""
+    structured: Any = None
+    session_id: str | None = None
 
 
 class Executor(Protocol):
@@ -66,7 +77,12 @@ class Executor(Protocol):
         ...
 
     def finish(self, exit_code: int) -> ExecutorOutcome:
-        """Called once, after the process exited and its stdout was read to the end."""
+        """Called once, after the process exited and its stdout was read to the end.
+
+        An executor may also define `parse_stderr_line(line) -> list[AgentEvent]` for a CLI
+        that reports something only on stderr (Gemini's API retries); the runner calls it
+        for every stderr line, after logging the line itself.
+        """
         ...
 
 
@@ -84,3 +100,28 @@ def run_environment(spec: RunSpec) -> dict[str, str]:
         "AGENTFLEET_ATTEMPT": str(spec.attempt),
         "AGENTFLEET_AGENT": spec.agent_name,
     }
+
+
+class InvalidAgentConfigError(ValueError):
+    """The AgentConfig asks for something its CLI would refuse; the run fails as InvalidSpec."""
+
+
+def cli_argv(spec: RunSpec, default_binary: str) -> list[str]:
+    """How to start the CLI: `baseExecutor.command` when set, else its name on PATH."""
+    command = spec.agent.base_executor.command
+    return list(command) if command else [default_binary]
+
+
+def priced_cost(tokens: TokenUsage | None, pricing: Pricing | None) -> float | None:
+    """The cost of `tokens` at `pricing` (USD per million), or None when either is unknown."""
+    if tokens is None or pricing is None:
+        return None
+    cache_read = pricing.cache_read if pricing.cache_read is not None else pricing.input
+    cache_creation = pricing.cache_creation if pricing.cache_creation is not None else pricing.input
+    total = (
+        tokens.input * pricing.input
+        + tokens.output * pricing.output
+        + tokens.cache_read * cache_read
+        + tokens.cache_creation * cache_creation
+    )
+    return round(total / 1_000_000, 8)

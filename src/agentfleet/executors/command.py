@@ -12,7 +12,6 @@ cost. The final text (what a refinement run parses) is every other stdout line.
 from __future__ import annotations
 
 import json
-import os
 from typing import TYPE_CHECKING, Any
 
 from ..models.log import LogEventType
@@ -37,7 +36,7 @@ class CommandExecutor:
         base = spec.agent.base_executor
         if not base.command:
             raise ValueError("the command executor needs `baseExecutor.command`")
-        env = {**os.environ, **base.env, **run_environment(spec)}
+        env = {**base.env, **run_environment(spec)}
         return Invocation(argv=[*base.command, *base.args], env=env, stdin_text=prompt)
 
     def parse_line(self, line: str) -> list[AgentEvent]:

@@ -5,7 +5,14 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import ClassVar, Literal, Self
 
-from pydantic import Field, PositiveFloat, PositiveInt, model_validator
+from pydantic import (
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    model_validator,
+)
 
 from .meta import (
     AgentType,
@@ -25,6 +32,33 @@ class ExecutorType(StrEnum):
     COMMAND = "command"
 
 
+PERMISSION_MODES: dict[ExecutorType, tuple[str, ...]] = {
+    ExecutorType.CLAUDE_CODE: (
+        "acceptEdits",
+        "auto",
+        "bypassPermissions",
+        "default",
+        "dontAsk",
+        "manual",
+        "plan",
+    ),
+    ExecutorType.GEMINI: ("default", "auto_edit", "yolo", "plan"),
+    ExecutorType.CODEX: ("read-only", "workspace-write", "danger-full-access"),
+    ExecutorType.COMMAND: (),
+}
+"""What `permissionMode` may say per CLI: Claude Code's permission modes, Gemini's approval
+modes, Codex's sandbox modes. Each CLI has its own vocabulary; agentfleet passes it through."""
+
+
+class Pricing(CamelModel):
+    """USD per million tokens, for CLIs that report tokens but no cost (Gemini, Codex)."""
+
+    input: NonNegativeFloat = Field(allow_inf_nan=False)
+    output: NonNegativeFloat = Field(allow_inf_nan=False)
+    cache_read: NonNegativeFloat | None = Field(default=None, allow_inf_nan=False)
+    cache_creation: NonNegativeFloat | None = Field(default=None, allow_inf_nan=False)
+
+
 class BaseExecutor(CamelModel):
     type: ExecutorType
     image: str | None = Field(
@@ -32,16 +66,43 @@ class BaseExecutor(CamelModel):
     )
     command: list[str] | None = Field(
         default=None,
-        description="argv of the program; required for the command executor, never run by a shell.",
+        description="argv of the program, never run by a shell: required for the command "
+        "executor; for an agent CLI, how to start it (default: its name on PATH).",
     )
-    args: list[str] = Field(default_factory=list)
+    args: list[str] = Field(
+        default_factory=list, description="Extra arguments, appended after agentfleet's own."
+    )
     model: str | None = None
     env: dict[str, str] = Field(default_factory=dict)
+    permission_mode: str | None = Field(
+        default=None,
+        description="Claude Code --permission-mode, Gemini --approval-mode or Codex --sandbox; "
+        "unset: acceptEdits, auto_edit, and for Codex workspace-write (read-only for a "
+        "refinement, danger-full-access in a Pod, which is the sandbox).",
+    )
+    max_turns: PositiveInt | None = Field(
+        default=None, description="Model turns a run may take before it stops as failed."
+    )
+    max_retries: NonNegativeInt = Field(
+        default=2, description="Retries of a failed model API request inside one run."
+    )
+    pricing: Pricing | None = Field(
+        default=None,
+        description="Prices to compute costUsd where the CLI reports none; Claude Code's own "
+        "reported cost always wins.",
+    )
 
     @model_validator(mode="after")
     def _command_executor_needs_a_command(self) -> Self:
         if self.type is ExecutorType.COMMAND and not self.command:
             raise ValueError("the command executor needs `command`, the program's argv")
+        modes = PERMISSION_MODES[self.type]
+        if self.permission_mode is not None and self.permission_mode not in modes:
+            allowed = ", ".join(modes) if modes else "none (the command executor has no modes)"
+            raise ValueError(
+                f"permissionMode {self.permission_mode!r} is not one of {self.type.value}'s "
+                f"modes: {allowed}"
+            )
         return self
 
 
@@ -68,8 +129,15 @@ class EnvironmentRequirements(CamelModel):
 
 class SubAgent(CamelModel):
     agent_type: AgentType
+    description: str = Field(
+        default="", description="When the main agent should hand work to this sub-agent."
+    )
     specialized_prompt: str = ""
+    tools: list[str] = Field(
+        default_factory=list, description="Tools it may use; empty: those of its parent."
+    )
     tool_restrictions: list[str] = Field(default_factory=list)
+    model: str | None = None
     max_session_duration_seconds: PositiveInt | None = None
     context_sharing: bool = Field(
         default=False, description="Whether the sub-agent sees its parent's conversation."

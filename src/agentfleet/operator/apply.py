@@ -355,6 +355,7 @@ class Applier:
             worktree=run_dir(request.name),
             context_dir=context_path(request.name),
             timeout_slack_seconds=-margin,
+            sandboxed=True,
         )
         owner = owner_fields((task or batch).body)
         pod = build_pod(

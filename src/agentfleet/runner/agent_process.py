@@ -7,6 +7,7 @@ started; a memory limit applies to the agent alone, so the runner can still repo
 from __future__ import annotations
 
 import contextlib
+import os
 import resource
 import signal
 import subprocess
@@ -130,7 +131,7 @@ def run_agent(
         proc = subprocess.Popen(
             invocation.argv,
             cwd=cwd,
-            env=invocation.env,
+            env=invocation.environment(os.environ),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

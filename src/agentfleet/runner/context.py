@@ -5,11 +5,12 @@ Outside, so that `git add -A` never commits it.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from ..models.run import RunKind
+from ..refine.prompt import tickets_json
 from .prompt import agent_text, stage_text, task_text
-from .refinement import tickets_json
 from .spec import RunSpec
 
 
@@ -28,12 +29,18 @@ def write_context(spec: RunSpec, prompt: str, extra_files: dict[str, str] | None
     }
     if spec.kind is RunKind.REFINEMENT:
         files["tickets.json"] = tickets_json(spec.tickets) + "\n"
-    files.update(extra_files or {})
     for name, text in files.items():
         if text is not None:
-            target = folder / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(text, encoding="utf-8")
+            (folder / name).write_text(text, encoding="utf-8")
+    for name, text in (extra_files or {}).items():
+        target = (folder / name).resolve()
+        if folder.resolve() not in target.parents:
+            raise ValueError(f"executor file {name!r} is outside the context dir")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # 0600 from the first byte: these may hold a token.
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
 
 
 def context_inside_worktree(spec: RunSpec) -> bool:

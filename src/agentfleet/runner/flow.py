@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
-from ..executors import executor_for
-from ..executors.base import ExecutorOutcome, ExecutorUnavailableError
+from ..executors import executor_for, ignored_settings
+from ..executors.base import (
+    ExecutorOutcome,
+    ExecutorUnavailableError,
+    InvalidAgentConfigError,
+    Invocation,
+)
+from ..executors.versions import CLI_PACKAGES, pinned_versions
 from ..models.log import LogEventType
 from ..models.run import AttemptPhase, CriterionOutcome, RefinedTicket, RunKind, RunResult
 from .agent_process import AgentExit, run_agent
@@ -43,15 +51,42 @@ def _agent_failure(agent: AgentExit, outcome: ExecutorOutcome) -> tuple[Reason, 
             "and was ended with its process group"
         )
     stderr = "\n".join(agent.stderr_tail[-STDERR_LINES_IN_MESSAGE:])
+    said = f": {outcome.message}" if outcome.message and not outcome.ok else ""
     if agent.out_of_memory:
         return Reason.OOM_KILLED, f"the agent ran out of memory (exit {agent.exit_code})\n{stderr}"
     if agent.start_error:
         return Reason.AGENT_FAILED, agent.start_error
     if agent.exit_code != 0:
-        return Reason.AGENT_FAILED, f"the agent exited {agent.exit_code}\n{stderr}".rstrip()
+        return Reason.AGENT_FAILED, f"the agent exited {agent.exit_code}{said}\n{stderr}".rstrip()
     if not outcome.ok:
         return Reason.AGENT_FAILED, outcome.message or "the agent reported a failure"
     return None
+
+
+def _missing_program(spec: RunSpec, invocation: Invocation) -> str:
+    """Why an agent CLI cannot start (not installed), or "" when it can be found.
+
+    Only for the CLI executors: a `command` agent that cannot start fails as AgentFailed,
+    with the operating system's reason.
+    """
+    executor = spec.agent.base_executor.type.value
+    if executor not in CLI_PACKAGES:
+        return ""
+    program = invocation.argv[0]
+    env = invocation.environment(os.environ)
+    if os.sep in program:
+        found = (Path(spec.worktree) / program).exists()
+    else:
+        found = shutil.which(program, path=env.get("PATH")) is not None
+    if found:
+        return ""
+    package, _ = CLI_PACKAGES[executor]
+    version = pinned_versions()[executor]
+    return (
+        f"{program!r} ({executor} executor) is not found on PATH: install it (`npm install -g "
+        f"{package}@{version}`, the version agentfleet is tested with) or set "
+        "baseExecutor.command to where it is"
+    )
 
 
 def _criteria_summary(outcomes: list[CriterionOutcome]) -> str:
@@ -139,7 +174,13 @@ def execute(spec: RunSpec, sink: EventSink, deadline: Deadline) -> RunResult:
         return failed(Reason.EXECUTOR_UNAVAILABLE, str(exc), deadline)
 
     prompt = full_prompt(spec)
-    invocation = executor.command(spec, prompt)
+    try:
+        invocation = executor.command(spec, prompt)
+    except InvalidAgentConfigError as exc:
+        return failed(Reason.INVALID_SPEC, f"agent {spec.agent_name}: {exc}", deadline)
+    missing = _missing_program(spec, invocation)
+    if missing:
+        return failed(Reason.EXECUTOR_UNAVAILABLE, missing, deadline)
     write_context(spec, prompt, invocation.files)
     base = head_sha(Path(spec.worktree)) if stage_run else None
 
@@ -147,9 +188,16 @@ def execute(spec: RunSpec, sink: EventSink, deadline: Deadline) -> RunResult:
         for event in executor.parse_line(line):
             sink.emit_agent_event(event)
 
+    parse_stderr = getattr(executor, "parse_stderr_line", None)
+
     def on_stderr(line: str) -> None:
         sink.emit(LogEventType.TEXT, line, data={"stream": "stderr"})
+        if parse_stderr is not None:
+            for event in parse_stderr(line):
+                sink.emit_agent_event(event)
 
+    for setting in ignored_settings(spec.agent):
+        sink.emit(LogEventType.RUNNER, f"ignored: {setting}", data={"ignored": setting})
     sink.emit(
         LogEventType.RUNNER,
         "agent started",
@@ -175,7 +223,7 @@ def execute(spec: RunSpec, sink: EventSink, deadline: Deadline) -> RunResult:
     }
     failure = _agent_failure(agent, outcome)
     if not stage_run:
-        return _refinement_result(outcome, failure, deadline, usage)
+        return _refinement_result(spec, outcome, failure, deadline, usage)
 
     from .criteria import check_criterion, not_checked  # after the agent: off the start path
 
@@ -218,27 +266,43 @@ def execute(spec: RunSpec, sink: EventSink, deadline: Deadline) -> RunResult:
 
 
 def _refinement_result(
+    spec: RunSpec,
     outcome: ExecutorOutcome,
     failure: tuple[Reason, str] | None,
     deadline: Deadline,
     usage: dict[str, object],
 ) -> RunResult:
-    """No criteria and no commit: the worktree may be the repository itself."""
+    """No criteria and no commit: the worktree may be the repository itself.
+
+    A run whose answer is usable for some tickets succeeds with those, and names the others
+    in `refinementErrors`; only an answer with nothing usable in it fails the run.
+    """
     if failure is not None:
         return failed(failure[0], failure[1], deadline, **usage)
-    from .refinement import RefinementError, parse_refinement
+    from ..refine.parse import RefinementError, parse_refinement
 
+    requested = spec.refine_ids or [t.id for t in spec.tickets]
     try:
-        tickets: list[RefinedTicket] = parse_refinement(outcome.text)
+        parsed = parse_refinement(
+            outcome.text,
+            requested=requested,
+            known={t.id for t in spec.tickets},
+            structured=outcome.structured,
+        )
     except RefinementError as exc:
         return failed(Reason.INVALID_REFINEMENT, str(exc), deadline, **usage)
+    tickets: list[RefinedTicket] = parsed.tickets
+    message = f"{len(tickets)} of {len(requested)} tickets refined"
+    if parsed.errors:
+        message += f"; unusable: {', '.join(sorted(parsed.errors))}"
     return RunResult.model_validate(
         {
             "outcome": AttemptPhase.SUCCEEDED,
             "reason": Reason.SUCCEEDED.value,
-            "message": f"{len(tickets)} refined tickets",
+            "message": message,
             "duration_seconds": round(deadline.elapsed(), 3),
             "refined_tickets": tickets,
+            "refinement_errors": parsed.errors,
             **usage,
         }
     )

@@ -11,7 +11,7 @@ from ..core.actions import RunRequest
 from ..models.agent import AgentConfig, AgentConfigSpec
 from ..models.batch import Ticket, TicketBatch
 from ..models.meta import CamelModel
-from ..models.run import RunKind
+from ..models.run import RefinedTicket, RunKind
 from ..models.task import AgentTask, AgentTaskSpec
 from ..models.workflow import Stage, Workflow
 
@@ -19,6 +19,18 @@ from ..models.workflow import Stage, Workflow
 class CommitAuthor(CamelModel):
     name: str = "agentfleet"
     email: str = "agentfleet@localhost"
+
+
+class McpServer(CamelModel):
+    """The agentfleet MCP server a run's agent may call: a local command or an HTTP URL.
+
+    The token, when there is one, reaches the agent only through a file in the context dir.
+    """
+
+    name: str = "agentfleet"
+    command: list[str] | None = None
+    url: str | None = None
+    token: str | None = None
 
 
 class RunSpec(CamelModel):
@@ -35,7 +47,16 @@ class RunSpec(CamelModel):
     )
     stage_spec: Stage | None = None
     tickets: list[Ticket] = Field(
-        default_factory=list, description="The raw tickets a refinement run refines."
+        default_factory=list, description="Every raw ticket of the batch, for a refinement."
+    )
+    refine_ids: list[str] = Field(
+        default_factory=list, description="The tickets this refinement run must refine."
+    )
+    refined: list[RefinedTicket] = Field(
+        default_factory=list, description="Tickets earlier refinement runs already refined."
+    )
+    feedback: list[str] = Field(
+        default_factory=list, description="Why the previous answer for these tickets failed."
     )
     worktree: str = Field(description="Absolute path: the run's working directory.")
     context_dir: str = Field(
@@ -48,6 +69,15 @@ class RunSpec(CamelModel):
         default=None,
         description="RLIMIT_AS the runner sets on the agent's process; None where a cgroup or "
         "a Pod limit already bounds the run.",
+    )
+    agent_generation: int | None = Field(
+        default=None, description="The AgentConfig's generation this run was built from."
+    )
+    mcp: McpServer | None = None
+    sandboxed: bool = Field(
+        default=False,
+        description="The run is inside a container made for it (a Pod): CLIs may skip their "
+        "own permission prompts there even as root.",
     )
 
 
@@ -62,6 +92,8 @@ def build_run_spec(
     context_dir: str,
     timeout_slack_seconds: int = 0,
     memory_limit_bytes: int | None = None,
+    sandboxed: bool = False,
+    mcp: McpServer | None = None,
 ) -> RunSpec:
     """The spec of `request`, the same for a Pod and a local process but for its paths.
 
@@ -94,6 +126,9 @@ def build_run_spec(
         task_spec=task.spec if task is not None else None,
         stage_spec=stage_spec,
         tickets=list(batch.spec.tickets) if batch and request.kind == RunKind.REFINEMENT else [],
+        refine_ids=list(request.tickets),
+        refined=list(request.refined),
+        feedback=list(request.feedback),
         worktree=worktree,
         context_dir=context_dir,
         branch=branch,
@@ -101,4 +136,7 @@ def build_run_spec(
             request.timeout_seconds + timeout_slack_seconds if request.timeout_seconds else None
         ),
         memory_limit_bytes=memory_limit_bytes,
+        agent_generation=agent.metadata.generation,
+        mcp=mcp,
+        sandboxed=sandboxed,
     )
