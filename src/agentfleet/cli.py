@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
+from .agents.cli import agents_app
 from .models import KINDS
 from .models.loader import LoadedResource, ManifestError
 
@@ -22,6 +23,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+app.add_typer(agents_app, name="agents")
 # Piped or in CI, rich would squeeze tables into 80 columns; a log line may be long instead.
 # Ticket text and agent output are data: no console here reads rich markup in what it prints.
 console = Console(width=None if sys.stdout.isatty() else 200, markup=False, highlight=False)
@@ -200,9 +202,9 @@ def get(
         if not objects:
             raise _fail(f"{resolved} {name!r} not found")
     if output is not None:
-        console.print(dump(objects, output, single=name is not None), markup=False, end="")
-        if output == "json":
-            console.print()
+        # Not through rich: it would wrap long lines and break the JSON or YAML.
+        text = dump(objects, output, single=name is not None)
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
         return
     if not objects:
         err_console.print("No resources found.")

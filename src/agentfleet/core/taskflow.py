@@ -6,9 +6,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from ..agents.registry import AgentRegistry
 from ..models.agent import AgentConfig
 from ..models.meta import AgentType, ConditionStatus
-from ..models.run import Attempt, AttemptPhase, ObservedRun, RunKind, RunPhase, RunResult
+from ..models.run import (
+    Attempt,
+    AttemptPhase,
+    ObservedRun,
+    RunKind,
+    RunPhase,
+    RunResult,
+    Usage,
+)
 from ..models.task import (
     ACTION_ANNOTATION,
     AgentTask,
@@ -63,16 +72,17 @@ def agent_candidates(
     task: AgentTask,
     batch_assignments: Mapping[AgentType, str],
     project_assignments: Mapping[AgentType, str],
-    agents: Mapping[str, AgentConfig],
+    agents: AgentRegistry,
 ) -> list[str]:
-    """Agents that may run `stage`, the assigned one first, then the others of its type.
+    """Agents that may run `stage`, the assigned one first, then the others of its type in
+    the registry's order.
 
     RetryWithDifferentAgent walks this list; every other strategy keeps to its head.
     """
     if stage.agent_ref is not None:
         return [stage.agent_ref.name] if stage.agent_ref.name in agents else []
     assert stage.agent_type is not None
-    of_type = sorted(n for n, a in agents.items() if a.spec.agent_type == stage.agent_type)
+    of_type = agents.of_type(stage.agent_type)
     for assignments in (task.spec.agent_assignments, batch_assignments, project_assignments):
         assigned = assignments.get(stage.agent_type)
         if assigned is not None:
@@ -305,6 +315,7 @@ class TaskFlow:
         attempt.criteria = list(result.criteria)
         attempt.commit = result.commit
         attempt.tokens = result.tokens.total if result.tokens else None
+        attempt.token_usage = result.tokens
         attempt.cost_usd = result.cost_usd
 
     def _fail_attempt(self, stage: StageStatus, attempt: Attempt, reason: str, msg: str) -> None:
@@ -464,7 +475,14 @@ class TaskFlow:
         stage = self.stage_status(stage_name)
         number = len(stage.attempts) + 1
         name = run_name(self.name, stage_name, number)
-        attempt = Attempt(attempt=number, agent=agent, run_name=name, start_time=self.ctx.now)
+        config = self.ctx.agents.get(agent)
+        attempt = Attempt(
+            attempt=number,
+            agent=agent,
+            run_name=name,
+            start_time=self.ctx.now,
+            agent_generation=config.metadata.generation if config else None,
+        )
         stage.attempts.append(attempt)
         stage.phase = StagePhase.RUNNING
         self.status.start_time = self.status.start_time or self.ctx.now
@@ -501,8 +519,13 @@ class TaskFlow:
         done = sum(1 for s in stages if s.phase in _DONE_STAGE)
         self.status.progress = f"{done}/{len(stages)}"
         attempts = [a for s in stages for a in s.attempts]
-        self.status.tokens = sum(a.tokens or 0 for a in attempts)
-        self.status.cost_usd = round(sum(a.cost_usd or 0.0 for a in attempts), 6)
+        usage = Usage()
+        for attempt in attempts:
+            if attempt.tokens is not None or attempt.cost_usd is not None:
+                usage = usage.add(attempt)
+        self.status.usage = usage
+        self.status.tokens = usage.tokens
+        self.status.cost_usd = usage.cost_usd
         commits = [a for a in attempts if a.commit]
         if commits:
             self.status.commit = max(commits, key=lambda a: a.finish_time or self.ctx.now).commit

@@ -6,6 +6,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import NamedTuple
 
+from ..agents.registry import AgentRegistry
 from ..models.meta import Priority
 from ..models.run import Attempt, AttemptPhase, ObservedRun, RunPhase
 from ..models.task import ACTION_ANNOTATION, AgentTask, TaskPhase
@@ -63,6 +64,7 @@ class World:
 
     def __init__(self, snapshot: Snapshot) -> None:
         self.snapshot = snapshot
+        self.registry = AgentRegistry(snapshot.agents)
         runs_by_task: dict[str, list[ObservedRun]] = defaultdict(list)
         runs_by_name: dict[str, ObservedRun] = {}
         self.live_tasks: set[str] = set()
@@ -105,7 +107,11 @@ class World:
         _memo["rows"] = seen
         for batch_obj in snapshot.batches:
             if batch_obj.status and batch_obj.status.refinement_attempts:
-                self._recorded_runs([batch_obj.status.refinement_attempts], batch_obj.metadata.name)
+                # Groups refine side by side: every running attempt holds a run, not the last.
+                self._recorded_runs(
+                    [[a] for a in batch_obj.status.refinement_attempts],
+                    batch_obj.metadata.name,
+                )
         busy: dict[str, int] = defaultdict(int)
         for agent, _batch in self.in_flight.values():
             busy[agent] += 1
