@@ -173,6 +173,7 @@ class Simulation:
         refined = None
         if run.request.kind == RunKind.REFINEMENT and ok:
             batch = self.batches[run.request.batch or ""]
+            wanted = set(run.request.tickets) or {t.id for t in batch.spec.tickets}
             refined = [
                 RefinedTicket(
                     id=t.id,
@@ -183,6 +184,7 @@ class Simulation:
                     dependencies=list(t.dependencies),
                 )
                 for t in batch.spec.tickets
+                if t.id in wanted
             ]
         self.busy_time += self.clock - run.started
         run.observed = run.observed.model_copy(

@@ -213,8 +213,10 @@ def test_describe_shows_each_kind(finished: Fleet, word: str) -> None:
         assert "Attempts" in text
         assert "RunSucceeded" in text
         attempts = [line.split() for line in text.splitlines()]
-        assert ["develop", "1", "dev", "Succeeded"] in [row[:4] for row in attempts]
-        assert ["qa", "1", "qa", "Succeeded"] in [row[:4] for row in attempts]
+        assert ["develop", "1", "dev", "1", "Succeeded"] in [row[:5] for row in attempts], (
+            "stage, attempt, agent, the agent's generation, phase"
+        )
+        assert ["qa", "1", "qa", "1", "Succeeded"] in [row[:5] for row in attempts]
     if word == "batches":
         assert header(text, "Phase") == "Succeeded"
         assert header(text, "Progress") == "2/2"

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ..models.meta import Status
-from ..models.run import RunKind
+from ..models.run import RefinedTicket, RunKind
 from ..models.task import AgentTask
 
 
@@ -23,6 +23,10 @@ class RunRequest:
     agent: str
     project: str | None
     timeout_seconds: int | None
+    tickets: tuple[str, ...] = ()
+    """A refinement's group: the ticket ids it must refine (empty: every ticket)."""
+    refined: tuple[RefinedTicket, ...] = ()
+    feedback: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -5,13 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 
-from ..models.batch import TICKET_ID, TicketBatch
+from ..models.batch import TicketBatch
 from ..models.meta import ObjectMeta, ObjectRef
 from ..models.project import Project
 from ..models.run import RefinedTicket
 from ..models.task import AgentTask, AgentTaskSpec
 from ..models.workflow import Workflow
-from .dag import find_cycle
 from .naming import branch_name, run_name, task_name
 
 TITLE_LENGTH = 80
@@ -73,55 +72,43 @@ def tasks_from_tickets(batch: TicketBatch) -> list[AgentTask]:
     ]
 
 
-def check_refined(batch: TicketBatch, refined: Sequence[RefinedTicket]) -> str | None:
-    """Why a refinement's answer cannot be used, or None. Agent output is data: check it all."""
-    if not refined:
-        return "the refinement returned no tickets"
-    seen: set[str] = set()
-    names: dict[str, str] = {}
-    for index, ticket in enumerate(refined):
-        if not TICKET_ID.fullmatch(ticket.id):
-            return f"refinedTickets[{index}].id: {ticket.id!r} is not a valid ticket id"
-        if ticket.id in seen:
-            return f"refinedTickets[{index}].id: duplicate ticket id {ticket.id!r}"
-        seen.add(ticket.id)
-        name = cached_task_name(batch.name, ticket.id)
-        if name in names:
-            return f"refinedTickets[{index}].id: {ticket.id!r} and {names[name]!r} collide"
-        names[name] = ticket.id
-    for index, ticket in enumerate(refined):
-        unknown = [d for d in ticket.dependencies if d not in seen]
-        if unknown:
-            return f"refinedTickets[{index}].dependencies: unknown ticket ids {unknown}"
-    cycle = find_cycle({t.id: t.dependencies for t in refined})
-    if cycle:
-        return "refined tickets form a dependency cycle: " + " -> ".join(cycle)
-    return None
+def tasks_from_refined(
+    batch: TicketBatch,
+    refined: Mapping[str, RefinedTicket],
+    dependencies: Mapping[str, Sequence[str]],
+) -> list[AgentTask]:
+    """Every raw ticket becomes a task, in ticket order, specified by its refinement if any.
 
-
-def tasks_from_refined(batch: TicketBatch, refined: Sequence[RefinedTicket]) -> list[AgentTask]:
-    """A refined ticket keeps what the refinement did not say from the raw ticket of its id."""
-    raw = {t.id: t for t in batch.spec.tickets}
+    A ticket with no usable refinement is planned from its raw text, so that the batch shows
+    it and its dependents learn it failed. `dependencies` are the merged ones (explicit and
+    inferred), by ticket id.
+    """
     tasks = []
-    for index, ticket in enumerate(refined):
-        source = raw.get(ticket.id)
-        tasks.append(
-            _task(
-                batch,
-                index,
-                ticket.id,
+    for index, ticket in enumerate(batch.spec.tickets):
+        spec: dict[str, object] = {
+            "title": title_of(ticket.raw_description),
+            "description": ticket.raw_description,
+            "complexity": ticket.estimated_complexity,
+            "priority": ticket.priority,
+            "tags": list(ticket.tags),
+        }
+        done = refined.get(ticket.id)
+        if done is not None:
+            spec.update(
                 {
-                    "title": ticket.title,
-                    "description": ticket.description or (source.raw_description if source else ""),
-                    "acceptanceCriteria": list(ticket.acceptance_criteria),
-                    "complexity": ticket.complexity
-                    or (source.estimated_complexity if source else None),
-                    "priority": ticket.priority or (source.priority if source else "medium"),
-                    "dependencies": [cached_task_name(batch.name, d) for d in ticket.dependencies],
-                    "tags": list(ticket.tags or (source.tags if source else [])),
-                },
+                    "title": done.title,
+                    "description": done.description or ticket.raw_description,
+                    "acceptanceCriteria": list(done.acceptance_criteria),
+                    "complexity": done.complexity or ticket.estimated_complexity,
+                    "priority": done.priority or ticket.priority,
+                    "tags": list(done.tags or ticket.tags),
+                    "suggestedAgentType": done.agent_type,
+                    "likelyFiles": list(done.likely_files),
+                }
             )
-        )
+        deps = dependencies.get(ticket.id, ticket.dependencies)
+        spec["dependencies"] = [cached_task_name(batch.name, d) for d in deps]
+        tasks.append(_task(batch, index, ticket.id, spec))
     return tasks
 
 

@@ -70,7 +70,7 @@ def flow_factory(
                         task,
                         reconciler.spec.agent_assignments,
                         project.spec.default_agent_assignments,
-                        snap.agents,
+                        reconciler.world.registry,
                     )
                     for s in workflow.spec.stages
                 }
@@ -100,6 +100,11 @@ def process_tasks(reconciler: BatchReconciler, refs: Refs) -> None:
     ready: dict[str, TaskInfo] = {}
     abort = False
     live = reconciler.world.live_tasks
+    invalid = {
+        e.task: e.message or "its refinement was unusable"
+        for e in reconciler.status.tickets
+        if e.task and e.reason == "InvalidRefinement"
+    }
     observed = reconciler.ctx.runs_by_task
 
     def gate(task: AgentTask, name: str) -> None:
@@ -108,6 +113,12 @@ def process_tasks(reconciler: BatchReconciler, refs: Refs) -> None:
         Under AbortAll, once a task has failed nothing is gated: the abort takes them all.
         """
         if abort:
+            return
+        unusable = invalid.get(name)
+        if unusable is not None:
+            flow = flow_of(task)
+            flow.set_phase(TaskPhase.FAILED, "InvalidRefinement", unusable)
+            phases[name] = flow.phase
             return
         satisfied = name not in missing
         for dep in graph[name]:
@@ -175,6 +186,7 @@ def process_tasks(reconciler: BatchReconciler, refs: Refs) -> None:
         action = flows[name].status_action()
         if action is not None:
             reconciler.ctx.actions.append(action)
+        reconciler.fresh_usage[name] = flows[name].status.usage
     reconciler.summarise(phases)
 
 

@@ -19,7 +19,7 @@ from ..models.batch import (
     TicketEntry,
 )
 from ..models.meta import ConditionStatus
-from ..models.run import AttemptPhase, RefinedTicket
+from ..models.run import AttemptPhase, RefinedTicket, Usage, total_usage
 from ..models.task import ACTION_ANNOTATION, AgentTask, HumanAction, TaskPhase
 from ..models.workflow import Workflow
 from .actions import Action, ClearAnnotation, CreateTask, RecordEvent, SetStatus
@@ -27,7 +27,7 @@ from .conditions import set_condition
 from .configs import config_statuses
 from .planning import run_name_clash, tasks_from_refined, tasks_from_tickets
 from .processing import process_tasks
-from .refinement import refine, refined_tickets, refinement_agent
+from .refinement import merged_dependencies, refine, refined_tickets, refinement_agent
 from .snapshot import Snapshot
 from .taskflow import TaskFlow, agent_candidates
 from .world import World, task_phase
@@ -96,6 +96,7 @@ class BatchReconciler:
         self.tasks = [row.task for row in self.rows]
         self.planned_now = False
         self.refs: Refs | None = None
+        self.fresh_usage: dict[str, Usage] = {}
 
     @property
     def phase(self) -> BatchPhase:
@@ -223,7 +224,7 @@ class BatchReconciler:
                 probe,
                 self.spec.agent_assignments,
                 project.spec.default_agent_assignments,
-                snap.agents,
+                self.world.registry,
             )
             for stage in workflow.spec.stages
         }
@@ -256,11 +257,19 @@ class BatchReconciler:
 
     # --- tasks -----------------------------------------------------------------------------
 
-    def plan(self, refined: Sequence[RefinedTicket] | None) -> None:
+    def plan_refined(
+        self,
+        refined: Mapping[str, RefinedTicket],
+        dependencies: Mapping[str, Sequence[str]],
+        invalid: Mapping[str, str],
+    ) -> None:
+        """Plan from a finished refinement; tickets it could not refine are marked and fail."""
+        self.plan(tasks_from_refined(self.batch, refined, dependencies), invalid)
+
+    def plan(self, tasks: list[AgentTask] | None, invalid: Mapping[str, str] | None = None) -> None:
         """Create the batch's tasks; from now on the ticket entries name them."""
-        tasks = (
-            tasks_from_refined(self.batch, refined) if refined else tasks_from_tickets(self.batch)
-        )
+        if tasks is None:
+            tasks = tasks_from_tickets(self.batch)
         if self.refs is not None:
             clash = run_name_clash(tasks, [s.name for s in self.refs.workflow.spec.stages])
             if clash:
@@ -295,6 +304,11 @@ class BatchReconciler:
         self.status.tickets = [
             TicketEntry(id=t.spec.ticket_id or t.name, task=t.name) for t in tasks
         ]
+        for index, entry in enumerate(self.status.tickets):
+            if invalid and entry.id in invalid:
+                self.status.tickets[index] = entry.model_copy(
+                    update={"reason": "InvalidRefinement", "message": invalid[entry.id]}
+                )
         if self.spec.execute:
             self.set_phase(BatchPhase.PROCESSING, "Processing", f"{len(tasks)} tasks")
         else:
@@ -304,12 +318,15 @@ class BatchReconciler:
         """Re-create tasks lost since planning (a crash between status and create, a delete)."""
         if self.planned_now or all(e.task in existing for e in self.status.tickets if e.task):
             return
-        refined = refined_tickets(self) if self.spec.refinement.enabled else None
-        if self.spec.refinement.enabled and refined is None:
-            return
-        planned = (
-            tasks_from_refined(self.batch, refined) if refined else tasks_from_tickets(self.batch)
-        )
+        if self.spec.refinement.enabled:
+            refined = refined_tickets(self)
+            if refined is None:
+                return
+            planned = tasks_from_refined(
+                self.batch, refined, merged_dependencies(self.batch, refined)
+            )
+        else:
+            planned = tasks_from_tickets(self.batch)
         for task in planned:
             if task.name not in existing:
                 self.ctx.actions.append(CreateTask(task))
@@ -379,7 +396,11 @@ class BatchReconciler:
             phase = phases.get(entry.task or "", TaskPhase.PENDING)
             if entry.phase != phase:
                 entries[index] = TicketEntry.model_construct(
-                    id=entry.id, task=entry.task, phase=phase.value
+                    id=entry.id,
+                    task=entry.task,
+                    phase=phase.value,
+                    reason=entry.reason,
+                    message=entry.message,
                 )
         if self.phase != BatchPhase.PROCESSING:
             return
@@ -408,7 +429,22 @@ class BatchReconciler:
                 BatchPhase.PROCESSING, "Processing", f"{self.status.progress} tasks done"
             )
 
+    def _usage(self) -> Usage:
+        """Every attempt of the batch: its tasks' (as settled this round) and its refinement's."""
+        parts: list[Usage] = []
+        for task in self.tasks:
+            usage = self.fresh_usage.get(task.name) or (task.status.usage if task.status else None)
+            if usage is not None:
+                parts.append(usage)
+        refinement = Usage()
+        for attempt in self.status.refinement_attempts:
+            if attempt.tokens is not None or attempt.cost_usd is not None:
+                refinement = refinement.add(attempt)
+        parts.append(refinement)
+        return total_usage(parts)
+
     def _emit_status(self) -> None:
         self.status.observed_generation = self.batch.metadata.generation
+        self.status.usage = self._usage()
         if self.status != self.original:
             self.ctx.actions.append(SetStatus(BATCH, self.batch.name, self.status))

@@ -15,6 +15,7 @@ from rich.text import Text
 
 from ..models import AgentConfig, AgentTask, Project, TicketBatch, Workflow
 from ..models.meta import Resource, Status
+from ..models.run import Usage
 from .store import EventRecord, RunRecord
 
 KIND_ALIASES: dict[str, str] = {}
@@ -88,6 +89,15 @@ def money(cost: float) -> str:
     return "$0" if cost == 0 else f"${cost:.4f}" if cost < 0.01 else f"${cost:.2f}"
 
 
+def usage_text(usage: Usage) -> str:
+    """Tokens split the way providers bill them, and the cost, over `usage.attempts` attempts."""
+    return (
+        f"{usage.tokens} tokens (input {usage.input_tokens}, output {usage.output_tokens}, "
+        f"cache read {usage.cache_read_tokens}, cache write {usage.cache_creation_tokens}); "
+        f"{money(usage.cost_usd)} over {usage.attempts} attempt(s) that reported usage"
+    )
+
+
 def get_table(kind: str, objects: Sequence[Resource[Any, Any]], active: dict[str, int]) -> Table:
     table = Table(box=None, pad_edge=False, header_style="bold")
     if kind == "Project":
@@ -97,9 +107,30 @@ def get_table(kind: str, objects: Sequence[Resource[Any, Any]], active: dict[str
     elif kind == "Workflow":
         columns = ["NAME", "STAGES", "FAILURE-STRATEGY", "MAX-RETRIES", "AGE"]
     elif kind == "TicketBatch":
-        columns = ["NAME", "PROJECT", "STRATEGY", "PHASE", "PROGRESS", "REASON", "AGE"]
+        columns = [
+            "NAME",
+            "PROJECT",
+            "STRATEGY",
+            "PHASE",
+            "PROGRESS",
+            "TOKENS",
+            "COST",
+            "REASON",
+            "AGE",
+        ]
     else:
-        columns = ["NAME", "BATCH", "TICKET", "PHASE", "STAGE", "PROGRESS", "BRANCH", "AGE"]
+        columns = [
+            "NAME",
+            "BATCH",
+            "TICKET",
+            "PHASE",
+            "STAGE",
+            "PROGRESS",
+            "TOKENS",
+            "COST",
+            "BRANCH",
+            "AGE",
+        ]
     for column in columns:
         table.add_column(column, no_wrap=True)
     for obj in objects:
@@ -141,6 +172,8 @@ def get_table(kind: str, objects: Sequence[Resource[Any, Any]], active: dict[str
                 str(obj.spec.strategy),
                 _phase(obj.status),
                 (obj.status.progress if obj.status else None) or "-",
+                str(obj.status.usage.tokens) if obj.status else "0",
+                money(obj.status.usage.cost_usd) if obj.status else "$0",
                 _reason(obj.status, "Succeeded") or "-",
                 age(created),
             ]
@@ -153,6 +186,8 @@ def get_table(kind: str, objects: Sequence[Resource[Any, Any]], active: dict[str
                 _phase(obj.status),
                 current_stage(obj),
                 (obj.status.progress if obj.status else None) or "-",
+                str(obj.status.tokens) if obj.status else "0",
+                money(obj.status.cost_usd) if obj.status else "$0",
                 (obj.status.branch if obj.status else None) or obj.spec.branch or "-",
                 age(created),
             ]
@@ -212,24 +247,26 @@ def describe(
     if isinstance(obj, AgentTask) and obj.status is not None:
         head.add_row("Branch:", obj.status.branch or "-")
         head.add_row("Commit:", obj.status.commit or "-")
-        head.add_row("Tokens:", str(obj.status.tokens))
-        head.add_row("Cost (USD):", f"{obj.status.cost_usd:.4f}")
+        head.add_row("Usage:", usage_text(obj.status.usage))
         attempts = Table(title="Attempts", title_justify="left", box=None, header_style="bold")
         for column in (
             "STAGE",
             "#",
             "AGENT",
+            "GEN",
             "PHASE",
             "REASON",
             "CRITERIA",
             "COMMIT",
+            "TOKENS",
+            "COST",
             "DURATION",
             "MESSAGE",
         ):
             attempts.add_column(column)
         for stage in obj.status.stages:
             if not stage.attempts:
-                attempts.add_row(stage.name, "-", "-", str(stage.phase), "", "", "", "", "")
+                attempts.add_row(stage.name, "-", "-", "", str(stage.phase), *[""] * 7)
             for a in stage.attempts:
                 criteria = ", ".join(
                     f"{c.type} {'ok' if c.passed else 'FAILED'}" for c in a.criteria
@@ -238,21 +275,44 @@ def describe(
                     stage.name,
                     str(a.attempt),
                     a.agent,
+                    str(a.agent_generation or "-"),
                     str(a.phase),
                     a.reason,
                     criteria,
                     (a.commit or "")[:10],
+                    str(a.tokens) if a.tokens is not None else "-",
+                    money(a.cost_usd) if a.cost_usd is not None else "-",
                     duration(a.start_time, a.finish_time),
                     a.message[:120],
                 )
         parts.append(attempts)
     if isinstance(obj, TicketBatch) and obj.status is not None:
         head.add_row("Progress:", obj.status.progress or "-")
+        head.add_row("Usage:", usage_text(obj.status.usage))
+        if obj.status.refinement_attempts:
+            refinement = Table(
+                title="Refinement", title_justify="left", box=None, header_style="bold"
+            )
+            for column in ("#", "AGENT", "TICKETS", "PHASE", "REASON", "TOKENS", "COST", "MESSAGE"):
+                refinement.add_column(column)
+            for r in obj.status.refinement_attempts:
+                refinement.add_row(
+                    str(r.attempt),
+                    r.agent,
+                    ", ".join(r.tickets) or "all",
+                    str(r.phase),
+                    r.reason,
+                    str(r.tokens) if r.tokens is not None else "-",
+                    money(r.cost_usd) if r.cost_usd is not None else "-",
+                    r.message[:120],
+                )
+            parts.append(refinement)
         tickets = Table(title="Tickets", title_justify="left", box=None, header_style="bold")
-        for column in ("TICKET", "TASK", "PHASE"):
+        for column in ("TICKET", "TASK", "PHASE", "REASON"):
             tickets.add_column(column)
         for entry in obj.status.tickets:
-            tickets.add_row(entry.id, entry.task or "-", entry.phase)
+            reason = f"{entry.reason}: {entry.message or ''}"[:120] if entry.reason else ""
+            tickets.add_row(entry.id, entry.task or "-", entry.phase, reason)
         parts.append(tickets)
     if isinstance(obj, AgentConfig):
         live = [r for r in runs if r.agent == obj.name and not r.phase.finished]

@@ -22,7 +22,7 @@ from .meta import (
     Status,
     phase_columns,
 )
-from .run import Attempt
+from .run import Attempt, Usage
 
 TICKET_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
 TICKET_ID = re.compile(TICKET_ID_PATTERN)
@@ -53,18 +53,30 @@ class Ticket(CamelModel):
     tags: list[str] = Field(default_factory=list)
 
 
-class RefinementStrategy(StrEnum):
-    BATCH = "Batch"
-    PER_TICKET = "PerTicket"
+class ExecutionStrategy(StrEnum):
+    SEQUENTIAL = "Sequential"
+    PARALLEL_BATCH = "ParallelBatch"
+    DEPENDENCY_AWARE = "DependencyAware"
 
 
 class Refinement(CamelModel):
+    """How raw tickets become tasks. Every refinement run is shown every ticket of the batch
+    (to see cross-ticket dependencies and duplicates) and asked to refine its group of them."""
+
     enabled: bool = False
     agent_ref: ObjectRef | None = None
     agent_type: AgentType | None = None
-    strategy: RefinementStrategy = Field(
-        default=RefinementStrategy.BATCH,
-        description="Batch: one agent call sees every ticket, so it can find cross-ticket links.",
+    strategy: ExecutionStrategy | None = Field(
+        default=None,
+        description="Sequential: groups one after another, each seeing the groups refined "
+        "before; ParallelBatch: groups of batchSize at once; DependencyAware: a ticket is "
+        "refined after the tickets it depends on. Unset: the batch's strategy.",
+    )
+    batch_size: PositiveInt | None = Field(
+        default=None,
+        description="Tickets per refinement run. Unset: every ticket (Sequential) or "
+        "dependency level (DependencyAware) in one run; for ParallelBatch the batch's "
+        "batchSize, else 10.",
     )
 
     @model_validator(mode="after")
@@ -72,12 +84,6 @@ class Refinement(CamelModel):
         if self.agent_ref is not None and self.agent_type is not None:
             raise ValueError("refinement takes `agentRef` or `agentType`, not both")
         return self
-
-
-class ExecutionStrategy(StrEnum):
-    SEQUENTIAL = "Sequential"
-    PARALLEL_BATCH = "ParallelBatch"
-    DEPENDENCY_AWARE = "DependencyAware"
 
 
 QUANTITY_PATTERN = r"^[0-9]+(\.[0-9]+)?([KMGTPE]i|[kMGTPE])?$"
@@ -192,14 +198,29 @@ class TicketEntry(CamelModel):
     id: str
     task: str | None = None
     phase: str = "Pending"
+    reason: str | None = Field(
+        default=None, description="InvalidRefinement when its refinement was unusable twice."
+    )
+    message: str | None = None
+
+
+class RefinementAttempt(Attempt):
+    """One refinement run: which tickets it was asked to refine, and which answers failed."""
+
+    tickets: list[str] = Field(default_factory=list)
+    wave: int = 0
+    invalid: dict[str, str] = Field(
+        default_factory=dict, description="Ticket id -> why its answer could not be used."
+    )
 
 
 class TicketBatchStatus(Status):
     counts: TaskCounts = Field(default_factory=TaskCounts)
     progress: str | None = None
     tickets: list[TicketEntry] = Field(default_factory=list)
-    refinement_attempts: list[Attempt] = Field(default_factory=list)
+    refinement_attempts: list[RefinementAttempt] = Field(default_factory=list)
     current_wave: int | None = None
+    usage: Usage = Field(default_factory=Usage)
     start_time: datetime | None = None
     completion_time: datetime | None = None
 

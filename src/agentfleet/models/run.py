@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
 
 from pydantic import Field, NonNegativeFloat, NonNegativeInt
 
-from .meta import CamelModel, Complexity, Priority
+from .meta import AgentType, CamelModel, Complexity, Priority
 
 
 class RunKind(StrEnum):
@@ -58,7 +59,7 @@ class DiffStat(CamelModel):
 
 
 class RefinedTicket(CamelModel):
-    """One task as a refinement agent specified it."""
+    """One task as a refinement agent specified it (the published refinement schema's item)."""
 
     id: str
     title: str = Field(min_length=1)
@@ -68,6 +69,12 @@ class RefinedTicket(CamelModel):
     priority: Priority | None = None
     dependencies: list[str] = Field(default_factory=list)
     tags: list[str] = Field(default_factory=list)
+    agent_type: AgentType | None = Field(
+        default=None, description="The kind of agent the refinement suggests for the work."
+    )
+    likely_files: list[str] = Field(
+        default_factory=list, description="Repository paths the work probably touches."
+    )
 
 
 class RunResult(CamelModel):
@@ -84,6 +91,10 @@ class RunResult(CamelModel):
     cost_usd: NonNegativeFloat | None = None
     duration_seconds: NonNegativeFloat | None = None
     refined_tickets: list[RefinedTicket] | None = None
+    refinement_errors: dict[str, str] = Field(
+        default_factory=dict,
+        description="Ticket id -> why the agent's answer for it was unusable.",
+    )
 
 
 class ObservedRun(CamelModel):
@@ -119,5 +130,69 @@ class Attempt(CamelModel):
     message: str = ""
     criteria: list[CriterionOutcome] = Field(default_factory=list)
     commit: str | None = None
+    agent_generation: int | None = Field(
+        default=None, description="The AgentConfig generation the run was started with."
+    )
     tokens: int | None = None
+    token_usage: TokenUsage | None = None
     cost_usd: float | None = None
+
+
+class Usage(CamelModel):
+    """Tokens and cost summed over attempts (a task's, a batch's); unknown parts count zero."""
+
+    tokens: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_creation_tokens: int = 0
+    cost_usd: float = 0.0
+    attempts: int = Field(default=0, description="Attempts counted.")
+
+    def add(self, attempt: Attempt) -> Usage:
+        """This usage plus one attempt's, as a new value."""
+        tokens = attempt.token_usage
+        return Usage(
+            tokens=self.tokens + (attempt.tokens or 0),
+            input_tokens=self.input_tokens + (tokens.input if tokens else 0),
+            output_tokens=self.output_tokens + (tokens.output if tokens else 0),
+            cache_read_tokens=self.cache_read_tokens + (tokens.cache_read if tokens else 0),
+            cache_creation_tokens=self.cache_creation_tokens
+            + (tokens.cache_creation if tokens else 0),
+            cost_usd=round(self.cost_usd + (attempt.cost_usd or 0.0), 8),
+            attempts=self.attempts + 1,
+        )
+
+    def plus(self, other: Usage) -> Usage:
+        return Usage(
+            tokens=self.tokens + other.tokens,
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            cache_read_tokens=self.cache_read_tokens + other.cache_read_tokens,
+            cache_creation_tokens=self.cache_creation_tokens + other.cache_creation_tokens,
+            cost_usd=round(self.cost_usd + other.cost_usd, 8),
+            attempts=self.attempts + other.attempts,
+        )
+
+
+def total_usage(parts: Iterable[Usage]) -> Usage:
+    """The sum of many usages with plain integers: a 10,000-task batch sums them every round."""
+    tokens = inputs = outputs = cache_read = cache_creation = attempts = 0
+    cost = 0.0
+    for part in parts:
+        tokens += part.tokens
+        inputs += part.input_tokens
+        outputs += part.output_tokens
+        cache_read += part.cache_read_tokens
+        cache_creation += part.cache_creation_tokens
+        cost += part.cost_usd
+        attempts += part.attempts
+    return Usage(
+        tokens=tokens,
+        input_tokens=inputs,
+        output_tokens=outputs,
+        cache_read_tokens=cache_read,
+        cache_creation_tokens=cache_creation,
+        cost_usd=round(cost, 8),
+        attempts=attempts,
+    )

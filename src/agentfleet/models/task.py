@@ -20,7 +20,7 @@ from .meta import (
     Status,
     phase_columns,
 )
-from .run import Attempt
+from .run import Attempt, Usage
 
 APPROVE_ANNOTATION_PREFIX = "agentfleet.dev/approve-"
 ACTION_ANNOTATION = "agentfleet.dev/action"
@@ -45,6 +45,12 @@ class AgentTaskSpec(CamelModel):
     priority: Priority = Priority.MEDIUM
     dependencies: list[ObjectName] = Field(default_factory=list)
     tags: list[str] = Field(default_factory=list)
+    suggested_agent_type: AgentType | None = Field(
+        default=None, description="The agent type its refinement suggested for the work."
+    )
+    likely_files: list[str] = Field(
+        default_factory=list, description="Paths its refinement expects the work to touch."
+    )
     branch: str | None = None
     workflow_ref: ObjectRef | None = None
     agent_assignments: dict[AgentType, str] = Field(default_factory=dict)
@@ -116,6 +122,7 @@ class AgentTaskStatus(Status):
     wave: int | None = None
     tokens: int = 0
     cost_usd: float = 0.0
+    usage: Usage = Field(default_factory=Usage)
     start_time: datetime | None = None
     completion_time: datetime | None = None
 

@@ -19,10 +19,16 @@ def task_text(spec: RunSpec) -> str | None:
     if task is None:
         return None
     ticket = f"Ticket: {task.ticket_id}\n\n" if task.ticket_id else ""
+    files = (
+        f"\n## Files likely involved\n\n{_bullets(task.likely_files, '')}\n"
+        if task.likely_files
+        else ""
+    )
     return (
         f"# Task: {task.title}\n\n{ticket}"
         f"## Description\n\n{task.description.strip() or '(none)'}\n\n"
         f"## Acceptance criteria\n\n{_bullets(task.acceptance_criteria, '(none given)')}\n"
+        f"{files}"
     )
 
 
@@ -59,9 +65,12 @@ def _workspace_note(spec: RunSpec) -> str:
 def full_prompt(spec: RunSpec) -> str:
     """Everything the agent needs in one text: what it gets on stdin and in prompt.md."""
     if spec.kind is RunKind.REFINEMENT:
-        from .refinement import refinement_prompt
+        from ..refine.prompt import refinement_prompt
 
-        parts = [refinement_prompt(spec.tickets), agent_text(spec)]
+        parts = [
+            refinement_prompt(spec.tickets, spec.refine_ids, spec.refined, spec.feedback),
+            agent_text(spec),
+        ]
     else:
         parts = [
             text

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from agentfleet.core.actions import Action, RunRequest
 from agentfleet.core.naming import run_name, task_name
 from agentfleet.core.reconcile import decide
+from agentfleet.core.refinement import refinement_groups
 from agentfleet.models.run import RunKind, RunPhase
 from agentfleet.simulate import Simulation
 
@@ -441,8 +442,10 @@ def test_with_every_run_succeeding_every_task_and_batch_succeeds(scenario: Scena
         assert batch_phase_of(sim, plan.name) == "Succeeded"
         assert {phase_of(sim, plan.task(i)) for i in range(len(plan.deps))} == {"Succeeded"}
     assert len(sim.runs) == sum(
-        len(plan.deps) * len(scenario.stages) + plan.refinement for plan in scenario.batches
-    ), "one run per task stage, one per refinement"
+        len(plan.deps) * len(scenario.stages)
+        + (len(refinement_groups(sim.batches[plan.name])) if plan.refinement else 0)
+        for plan in scenario.batches
+    ), "one run per task stage, one per refinement group"
 
 
 @PROPERTY_SETTINGS

@@ -102,27 +102,36 @@ def test_a_missing_refinement_agent_keeps_the_batch_pending() -> None:
     assert sim.runs == {}
 
 
-def test_refined_tickets_become_the_batch_tasks() -> None:
-    sim = refining()
+def test_refined_tickets_become_the_batch_tasks_with_inferred_dependencies_merged() -> None:
+    sim = refining(tickets=[*RAW, ticket("T-3", "T-1")], strategy="Sequential")
     sim.settle()
 
     finish_run(
         sim,
         REFINE_1,
         refinedTickets=[
-            refined("T-1", acceptanceCriteria=["it works"]),
-            refined("T-1b", "T-1", complexity=2, priority="critical"),
-            refined("T-2"),
+            refined("T-1", acceptanceCriteria=["it works"], agentType="Documentation"),
+            refined("T-2", "T-1", complexity=2, priority="critical", likelyFiles=["a.py"]),
+            refined("T-3", "T-2"),
         ],
     )
     sim.settle()
 
-    assert sorted(sim.tasks) == [task("T-1"), task("T-1b"), task("T-2")]
-    first, split = sim.tasks[task("T-1")].spec, sim.tasks[task("T-1b")].spec
+    assert sorted(sim.tasks) == [task("T-1"), task("T-2"), task("T-3")]
+    first, second = sim.tasks[task("T-1")].spec, sim.tasks[task("T-2")].spec
     assert (first.title, first.acceptance_criteria) == ("refined T-1", ["it works"])
     assert (first.complexity, first.priority) == (5, "high"), "kept from the raw ticket"
     assert first.description == "do T-1"
-    assert (split.dependencies, split.complexity, split.priority) == ([task("T-1")], 2, "critical")
+    assert first.suggested_agent_type == "Documentation"
+    assert (second.dependencies, second.complexity, second.priority) == (
+        [task("T-1")],
+        2,
+        "critical",
+    )
+    assert second.likely_files == ["a.py"]
+    assert sim.tasks[task("T-3")].spec.dependencies == [task("T-1"), task("T-2")], (
+        "the explicit dependency first, then the inferred one"
+    )
     assert attempts(sim) == [(REFINE_1, "Succeeded", "Succeeded")]
     assert batch_phase(sim) == "Processing"
     sim.run()
@@ -131,7 +140,7 @@ def test_refined_tickets_become_the_batch_tasks() -> None:
 
 
 def test_a_whole_batch_runs_through_refinement_to_success() -> None:
-    sim = refining(tickets=[ticket("T-1"), ticket("T-2", "T-1")])
+    sim = refining(tickets=[ticket("T-1"), ticket("T-2", "T-1")], strategy="Sequential")
 
     sim.run()
 
@@ -141,65 +150,184 @@ def test_a_whole_batch_runs_through_refinement_to_success() -> None:
     assert batch_phase(sim) == "Succeeded"
 
 
-@pytest.mark.parametrize(
-    "answer",
-    [
-        pytest.param([refined("T-1", "T-2"), refined("T-2", "T-1")], id="cycle"),
-        pytest.param([refined("T-1", "T-9")], id="unknown-dependency"),
-        pytest.param([refined("T 1!")], id="bad-id"),
-        pytest.param([refined("T-1"), refined("T-1")], id="duplicate-id"),
-        pytest.param([refined("T_1"), refined("t-1")], id="colliding-task-names"),
-        pytest.param([], id="empty"),
-        pytest.param(None, id="no-tickets"),
-    ],
-)
-def test_invalid_refinement_output_fails_the_attempt_and_refinement_runs_again(
-    answer: list[dict[str, Any]] | None,
-) -> None:
+def test_inferred_dependencies_that_close_a_cycle_fail_the_batch_naming_it() -> None:
     sim = refining()
     sim.settle()
 
-    finish_run(sim, REFINE_1, refinedTickets=answer)
-    actions = sim.step()
-
-    assert [s.run.name for s in of_type(actions, StartRun)] == [REFINE_2]
-    assert attempts(sim)[0] == (REFINE_1, "Failed", "InvalidRefinement")
-    assert batch_phase(sim) == "Refining"
-    assert sim.tasks == {}
-    assert any(e.reason == "RefinementFailed" for e in sim.events)
-
-
-def test_two_invalid_refinements_fail_the_batch() -> None:
-    sim = refining()
-    sim.settle()
-    cycle = [refined("T-1", "T-2"), refined("T-2", "T-1")]
-
-    finish_run(sim, REFINE_1, refinedTickets=cycle)
-    sim.settle()
-    finish_run(sim, REFINE_2, refinedTickets=cycle)
+    finish_run(sim, REFINE_1, refinedTickets=[refined("T-1", "T-2"), refined("T-2", "T-1")])
     sim.settle()
 
     assert batch_phase(sim) == "Failed"
-    assert batch_reason(sim) == "RefinementFailed"
-    assert [a[1:] for a in attempts(sim)] == [
-        ("Failed", "InvalidRefinement"),
-        ("Failed", "InvalidRefinement"),
-    ]
+    assert batch_reason(sim) == "DependencyCycle"
+    status = sim.batches["b1"].status
+    assert status is not None
+    [succeeded] = [c for c in status.conditions if c.type == "Succeeded"]
+    assert "T-1 -> T-2 -> T-1" in succeeded.message or "T-2 -> T-1 -> T-2" in succeeded.message
     assert sim.tasks == {}
-    assert sorted(sim.runs) == [REFINE_1, REFINE_2]
 
 
-def test_a_second_refinement_can_rescue_the_first() -> None:
+def test_an_unusable_ticket_is_asked_for_again_alone_with_its_errors() -> None:
     sim = refining()
     sim.settle()
 
-    finish_run(sim, REFINE_1, refinedTickets=[refined("T-1", "T-9")])
-    sim.settle()
-    finish_run(sim, REFINE_2, refinedTickets=[refined("T-1"), refined("T-2", "T-1")])
-    sim.run()
+    finish_run(
+        sim,
+        REFINE_1,
+        refinedTickets=[refined("T-1")],
+        refinementErrors={"T-2": "tickets[1].complexity: Input should be an integer"},
+    )
+    actions = sim.step()
 
+    [again] = of_type(actions, StartRun)
+    assert again.run.name == REFINE_2
+    assert again.run.tickets == ("T-2",)
+    assert again.run.feedback == ("T-2: tickets[1].complexity: Input should be an integer",)
+    assert [t.id for t in again.run.refined] == ["T-1"], "it sees what is already refined"
+    assert batch_phase(sim) == "Refining"
+    assert any(e.reason == "RefinementFailed" for e in sim.events)
+    assert sim.tasks == {}
+
+    finish_run(sim, REFINE_2, refinedTickets=[refined("T-2", "T-1")])
+    sim.run()
     assert batch_phase(sim) == "Succeeded"
     assert sim.tasks[task("T-2")].spec.dependencies == [task("T-1")]
+
+
+def test_a_ticket_unusable_twice_is_marked_invalid_and_its_dependents_do_not_run() -> None:
+    sim = refining(
+        tickets=[ticket("T-1"), ticket("T-2", "T-1"), ticket("T-3")], strategy="Sequential"
+    )
+    sim.settle()
+    finish_run(
+        sim,
+        REFINE_1,
+        refinedTickets=[refined("T-2"), refined("T-3")],
+        refinementErrors={"T-1": "bad"},
+    )
+    sim.settle()
+    finish_run(sim, REFINE_2, refinedTickets=[], refinementErrors={"T-1": "still bad"})
+    sim.run()
+
+    status = sim.batches["b1"].status
+    assert status is not None
+    entry = next(e for e in status.tickets if e.id == "T-1")
+    assert (entry.reason, entry.message) == ("InvalidRefinement", "still bad")
+    assert task_phases(sim) == {
+        task("T-1"): "Failed",
+        task("T-2"): "DependencyFailed",
+        task("T-3"): "Succeeded",
+    }
+    failed = sim.tasks[task("T-1")].status
+    assert failed is not None
+    assert failed.conditions[0].reason == "InvalidRefinement"
+    assert sorted(sim.runs) == [REFINE_1, REFINE_2, run("T-3")]
+    assert batch_phase(sim) == "Failed"
+
+
+def test_an_answer_with_nothing_usable_is_retried_once_then_its_tickets_are_invalid() -> None:
+    sim = refining()
+    sim.settle()
+
+    finish_run(sim, REFINE_1, ok=False, reason="InvalidRefinement", message="no JSON")
+    sim.settle()
+    assert attempts(sim)[0] == (REFINE_1, "Failed", "InvalidRefinement")
+    finish_run(sim, REFINE_2, ok=False, reason="InvalidRefinement", message="no JSON again")
+    sim.run()
+
+    assert task_phases(sim) == {task("T-1"): "Failed", task("T-2"): "Failed"}
+    assert batch_phase(sim) == "Failed"
+
+
+@pytest.mark.parametrize(
+    ("settings", "groups"),
+    [
+        pytest.param({}, [["T-1", "T-2", "T-3", "T-4"]], id="sequential-one-run"),
+        pytest.param({"batchSize": 3}, [["T-1", "T-2", "T-3"], ["T-4"]], id="sequential-3"),
+        pytest.param(
+            {"strategy": "ParallelBatch", "batchSize": 2},
+            [["T-1", "T-2"], ["T-3", "T-4"]],
+            id="parallel-2",
+        ),
+        pytest.param(
+            {"strategy": "DependencyAware"},
+            [["T-1", "T-3"], ["T-2"], ["T-4"]],
+            id="dependency-levels",
+        ),
+    ],
+)
+def test_the_strategy_splits_the_tickets_into_refinement_groups(
+    settings: dict[str, Any], groups: list[list[str]]
+) -> None:
+    tickets = [ticket("T-1"), ticket("T-2", "T-1"), ticket("T-3"), ticket("T-4", "T-2")]
+    sim = simulation(
+        fleet(
+            tickets,
+            refinement={"enabled": True, "strategy": "Sequential", **settings},
+            parallelLimit=5,
+        ),
+        duration=10,
+    )
+
+    sim.run()
+
+    refinements = sorted(
+        (r for r in sim.runs.values() if r.request.kind == RunKind.REFINEMENT),
+        key=lambda r: r.request.attempt,
+    )
+    every = [t["id"] for t in tickets]
+    assert [list(r.request.tickets) or every for r in refinements] == groups
+    assert batch_phase(sim) == "Succeeded"
+
+
+def test_parallel_groups_refine_side_by_side_and_later_waves_wait() -> None:
+    tickets = [ticket("T-1"), ticket("T-2"), ticket("T-3", "T-1")]
+    parallel = simulation(
+        fleet(
+            tickets,
+            refinement={"enabled": True, "strategy": "ParallelBatch", "batchSize": 1},
+            parallelLimit=3,
+        ),
+        duration=10,
+    )
+    parallel.settle()
+    assert sorted(r.request.tickets for r in parallel.runs.values()) == [
+        ("T-1",),
+        ("T-2",),
+        ("T-3",),
+    ]
+
+    aware = simulation(
+        fleet(
+            tickets, refinement={"enabled": True, "strategy": "DependencyAware"}, parallelLimit=3
+        ),
+        duration=10,
+    )
+    aware.settle()
+    assert [r.request.tickets for r in aware.runs.values()] == [("T-1", "T-2")]
+    finish_run(aware, REFINE_1, refinedTickets=[refined("T-1"), refined("T-2")])
+    aware.settle()
+    later = aware.runs["b1-refine-2"].request
+    assert later.tickets == ("T-3",)
+    assert [t.id for t in later.refined] == ["T-1", "T-2"]
+
+
+def test_a_batch_sums_the_usage_of_its_refinement_and_every_task_attempt() -> None:
+    sim = refining()
+    sim.settle()
+    finish_run(
+        sim,
+        REFINE_1,
+        refinedTickets=[refined("T-1"), refined("T-2")],
+        tokens={"input": 100, "output": 20},
+        costUsd=0.5,
+    )
+    sim.run()
+
+    status = sim.batches["b1"].status
+    assert status is not None
+    assert (status.usage.input_tokens, status.usage.output_tokens) == (100, 20)
+    assert status.usage.cost_usd == 0.5
+    assert status.usage.attempts == 1, "the simulated stage runs report no usage"
 
 
 def test_a_refinement_run_that_fails_is_retried_then_fails_the_batch() -> None:
@@ -308,3 +436,20 @@ def test_two_refinement_timeouts_fail_the_batch() -> None:
     assert sorted(sim.runs) == [REFINE_1, REFINE_2]
     assert all(r.observed.phase.finished for r in sim.runs.values())
     assert sim.tasks == {}
+
+
+def test_a_lost_retry_request_is_asked_for_again_with_the_same_feedback_and_context() -> None:
+    sim = refining()
+    sim.settle()
+    finish_run(sim, REFINE_1, refinedTickets=[refined("T-1")], refinementErrors={"T-2": "bad"})
+    first = decide(sim.snapshot())
+    for action in first:
+        if not isinstance(action, StartRun):
+            sim.apply(action)
+
+    again = decide(sim.snapshot())
+
+    assert of_type(again, StartRun) == of_type(first, StartRun)
+    [start] = of_type(again, StartRun)
+    assert (start.run.name, start.run.feedback) == (REFINE_2, ("T-2: bad",))
+    assert [t.id for t in start.run.refined] == ["T-1"]

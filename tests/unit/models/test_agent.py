@@ -84,7 +84,12 @@ def test_agent_config_round_trips_through_camel_case_wire_form():
     )
     loaded = AgentConfig.model_validate(doc)
     wire = loaded.to_wire()
-    assert wire["spec"]["baseExecutor"] == {"type": "claude-code", "args": [], "env": {}}
+    assert wire["spec"]["baseExecutor"] == {
+        "type": "claude-code",
+        "args": [],
+        "env": {},
+        "maxRetries": 2,
+    }
     assert wire["spec"]["maxParallelTasks"] == 1
     assert wire["spec"]["environmentRequirements"]["resourceLimits"] == {"cpuCores": 0.5}
     assert wire["spec"]["subAgents"]["qa"]["agentType"] == "QualityAssurance"

@@ -8,7 +8,6 @@ from pydantic import ValidationError
 from agentfleet.models.batch import (
     BatchPhase,
     ExecutionStrategy,
-    RefinementStrategy,
     Ticket,
     TicketBatch,
     TicketBatchSpec,
@@ -36,7 +35,12 @@ def test_batch_parses_camel_case_into_snake_case():
             ticket("T-1", priority="high", estimatedComplexity=3, tags=["api"]),
             ticket("T-2", "T-1"),
         ],
-        refinement={"enabled": True, "agentRef": {"name": "refiner"}, "strategy": "PerTicket"},
+        refinement={
+            "enabled": True,
+            "agentRef": {"name": "refiner"},
+            "strategy": "Sequential",
+            "batchSize": 5,
+        },
         strategy="ParallelBatch",
         batchSize=2,
         parallelLimit=4,
@@ -55,7 +59,8 @@ def test_batch_parses_camel_case_into_snake_case():
     assert spec.refinement.enabled is True
     assert spec.refinement.agent_ref is not None
     assert spec.refinement.agent_ref.name == "refiner"
-    assert spec.refinement.strategy is RefinementStrategy.PER_TICKET
+    assert spec.refinement.strategy is ExecutionStrategy.SEQUENTIAL
+    assert spec.refinement.batch_size == 5
     assert spec.strategy is ExecutionStrategy.PARALLEL_BATCH
     assert spec.batch_size == 2
     assert spec.parallel_limit == 4
@@ -71,7 +76,7 @@ def test_batch_defaults_are_dependency_aware_three_at_a_time_without_refinement(
     assert spec.execute is True
     assert spec.workflow_ref is None
     assert spec.refinement.enabled is False
-    assert spec.refinement.strategy is RefinementStrategy.BATCH
+    assert spec.refinement.strategy is None, "the batch's strategy applies"
     only = spec.tickets[0]
     assert only.priority is Priority.MEDIUM
     assert only.estimated_complexity is None
