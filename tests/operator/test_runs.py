@@ -13,7 +13,14 @@ from typing import Any
 import pytest
 
 from agentfleet.core.naming import refinement_run_name
-from agentfleet.models.run import AttemptPhase, ObservedRun, RunKind, RunPhase, RunResult
+from agentfleet.models.run import (
+    AttemptPhase,
+    ObservedRun,
+    RefinedTicket,
+    RunKind,
+    RunPhase,
+    RunResult,
+)
 from agentfleet.operator.metadata import AGENT_LABEL
 from agentfleet.operator.pods import RUN_SPEC_ANNOTATION
 from agentfleet.operator.runs import (
@@ -24,7 +31,7 @@ from agentfleet.operator.runs import (
     parse_time,
     stop_patch,
 )
-from agentfleet.runner.result import TERMINATION_MESSAGE_BYTES
+from agentfleet.runner.result import TERMINATION_MESSAGE_BYTES, fit, to_json
 from tests.operator.test_pods import BATCH, TASK, full_pod, make_run, pod_for
 from tests.support import kubelet
 
@@ -331,11 +338,40 @@ def test_succeeded_pod_with_a_missing_or_garbage_message_has_no_result(
     assert (run.phase, run.result, run.exit_code) == (RunPhase.SUCCEEDED, None, 0)
 
 
-def test_result_the_kubelet_cut_at_4_kib_is_no_result(pod: Obj) -> None:
+def test_result_the_kubelet_cut_at_4_kib_fails_as_too_large_saying_what_to_do(pod: Obj) -> None:
     status = kubelet.succeeded(pod, _truncated())
     kept = status["containerStatuses"][0]["state"]["terminated"]["message"]
     assert len(kept.encode()) == kubelet.MAX_TERMINATION_MESSAGE_BYTES
-    assert observe(with_status(pod, status)).result is None
+
+    run = observe(with_status(pod, status))
+
+    assert (run.phase, run.reason, run.result) == (RunPhase.FAILED, "ResultTooLarge", None)
+    assert "refinement.batchSize" in run.message
+
+
+def test_a_refinement_answer_too_big_for_4_kib_as_json_arrives_packed_and_whole(
+    pod: Obj,
+) -> None:
+    tickets = [
+        RefinedTicket(
+            id=f"T-{n}",
+            title=f"Add the report number {n} to the dashboard",
+            description=f"Team {n} wants report {n} beside the others, refreshed every "
+            f"minute, with totals per region and a link to report {n + 1}.",
+            acceptance_criteria=["the report shows", "it refreshes every minute"],
+            complexity=3,
+            dependencies=[f"T-{n - 1}"] if n else [],
+            likely_files=[f"app/reports/report_{n}.py"],
+        )
+        for n in range(30)
+    ]
+    answer = RESULT.model_copy(update={"refined_tickets": tickets})
+    assert len(to_json(answer).encode()) > 2 * TERMINATION_MESSAGE_BYTES
+
+    run = observe(with_status(pod, kubelet.succeeded(pod, to_json(fit(answer)))))
+
+    assert run.result is not None
+    assert run.result.refined_tickets == tickets
 
 
 def test_finish_time_falls_back_to_now_without_finished_at(pod: Obj) -> None:

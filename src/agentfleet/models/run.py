@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import gzip
 from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
+from typing import Self
 
-from pydantic import Field, NonNegativeFloat, NonNegativeInt
+from pydantic import Field, NonNegativeFloat, NonNegativeInt, TypeAdapter, model_validator
 
 from .meta import AgentType, CamelModel, Complexity, Priority
 
@@ -95,6 +98,33 @@ class RunResult(CamelModel):
         default_factory=dict,
         description="Ticket id -> why the agent's answer for it was unusable.",
     )
+    refined_tickets_packed: str | None = Field(
+        default=None,
+        description="refinedTickets as base64 of gzipped JSON, when plain they would not fit "
+        "the 4 KiB of a Pod's termination message; unpacked on reading.",
+    )
+
+    @model_validator(mode="after")
+    def _unpack_refined_tickets(self) -> Self:
+        if self.refined_tickets_packed is not None and self.refined_tickets is None:
+            try:
+                raw = gzip.decompress(base64.b64decode(self.refined_tickets_packed, validate=True))
+            except (OSError, EOFError, ValueError) as exc:
+                raise ValueError(f"refinedTicketsPacked is not base64 of gzip: {exc}") from None
+            self.refined_tickets = _REFINED_LIST.validate_json(raw)
+            self.refined_tickets_packed = None
+        return self
+
+    def packed(self) -> RunResult:
+        """The same result with its refined tickets compressed: what a Pod can report."""
+        if not self.refined_tickets:
+            return self
+        raw = _REFINED_LIST.dump_json(self.refined_tickets, by_alias=True, exclude_none=True)
+        packed = base64.b64encode(gzip.compress(raw, compresslevel=9, mtime=0)).decode()
+        return self.model_copy(update={"refined_tickets": None, "refined_tickets_packed": packed})
+
+
+_REFINED_LIST = TypeAdapter(list[RefinedTicket])
 
 
 class ObservedRun(CamelModel):

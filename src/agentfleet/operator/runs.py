@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from ..core.naming import REFINE_STAGE
 from ..models.run import AttemptPhase, ObservedRun, RunKind, RunPhase, RunResult
+from ..runner.result import TERMINATION_MESSAGE_BYTES
 from .metadata import AGENT_LABEL, ATTEMPT_LABEL, BATCH_LABEL, RUN_LABEL, STAGE_LABEL, TASK_LABEL
 from .pods import RUN_SPEC_ANNOTATION
 
@@ -148,6 +149,13 @@ def _finished(
     annotations = (pod.get("metadata") or {}).get("annotations") or {}
     result = parse_result(runner.get("message")) if runner else None
     exit_code = runner.get("exitCode") if runner else None
+    if result is None and runner and _cut(runner.get("message")):
+        return _failure(
+            "ResultTooLarge",
+            "the runner's result is larger than the 4 KiB a Pod's termination message holds "
+            "(a refinement answer for many tickets): set spec.refinement.batchSize lower",
+            exit_code,
+        )
     stop = annotations.get(STOP_REASON_ANNOTATION)
     if succeeded and not stop:
         return {"phase": RunPhase.SUCCEEDED, "result": result, "exit_code": exit_code}
@@ -180,6 +188,11 @@ def _finished(
         message = result.message or _exit_message(exit_code)
         return _failure(result.reason or "Error", message, exit_code, result)
     return _failure("Error", _exit_message(exit_code), exit_code)
+
+
+def _cut(message: Any) -> bool:
+    """A message the kubelet cut at 4 KiB: it fills the limit and does not parse."""
+    return isinstance(message, str) and len(message.encode()) >= TERMINATION_MESSAGE_BYTES - 16
 
 
 def _runner_start(status: Mapping[str, Any]) -> datetime | None:

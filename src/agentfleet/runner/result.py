@@ -46,8 +46,10 @@ def shorten(text: str, limit: int) -> str:
 def fit(result: RunResult) -> RunResult:
     """The result with messages shortened so a stage run's JSON stays under 4 KiB.
 
-    A refinement result carries its tickets whole: cutting them would lose the work, so it
-    can be larger (a driver reads it from a file, or from the log's last event).
+    A refinement result carries its tickets whole: cutting them would lose the work. When
+    they do not fit as they are, they are gzipped (about four times smaller); a larger answer
+    still goes to the file whole, and a Pod's driver reports its termination message as cut
+    (ResultTooLarge) rather than guessing.
     """
     criteria = [
         c.model_copy(update={"message": shorten(c.message, CRITERION_MESSAGE_CHARS)})
@@ -56,6 +58,11 @@ def fit(result: RunResult) -> RunResult:
     fitted = result.model_copy(
         update={"message": shorten(result.message, MESSAGE_CHARS), "criteria": criteria}
     )
+    if fitted.refined_tickets and len(to_json(fitted).encode()) > TERMINATION_MESSAGE_BYTES:
+        errors = {
+            k: shorten(v, CRITERION_MESSAGE_CHARS) for k, v in fitted.refinement_errors.items()
+        }
+        fitted = fitted.model_copy(update={"refinement_errors": errors}).packed()
     for limit in (120, 40, 0):
         if len(to_json(fitted).encode()) <= TERMINATION_MESSAGE_BYTES:
             break
