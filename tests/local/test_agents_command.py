@@ -118,20 +118,23 @@ def test_the_printed_command_is_one_the_real_cli_accepts(
 def test_credentials_in_the_environment_are_named_but_never_shown(
     fleet: Fleet, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    doc = agent_doc("claude", {"type": "claude-code", "env": {"MY_SERVICE_TOKEN": "t0ps3cret"}})
+    env = {"MY_SERVICE_TOKEN": "t0ps3cret", "DATABASE_URL": "postgres://app:hunter2@db/x"}
+    doc = agent_doc("claude", {"type": "claude-code", "env": env})
     fleet.write([doc])
     assert fleet.cli("apply", "-f", str(fleet.tmp / "manifests" / "manifests.yaml")).returncode == 0
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-very-secret")
+    monkeypatch.setenv("HTTPS_PROXY", "http://bob:pr0xypass@proxy:3128")
 
     shown = fleet.cli("agents", "command", "claude", "-o", "json")
     text = fleet.cli("agents", "command", "claude")
 
     preview = json.loads(shown.stdout)
-    assert preview["inheritedEnv"] == {"ANTHROPIC_API_KEY": "***"}
+    assert preview["inheritedEnv"] == {"ANTHROPIC_API_KEY": "***", "HTTPS_PROXY": "***"}
     assert preview["env"]["MY_SERVICE_TOKEN"] == "***"
+    assert preview["env"]["DATABASE_URL"] == "postgres://***@db/x"
     for output in (shown.stdout, text.stdout):
-        assert "sk-ant-very-secret" not in output
-        assert "t0ps3cret" not in output
+        for secret in ("sk-ant-very-secret", "t0ps3cret", "hunter2", "pr0xypass"):
+            assert secret not in output
     assert "ANTHROPIC_API_KEY=***" in text.stdout
 
 

@@ -18,8 +18,10 @@ import pytest
 
 from agentfleet.executors.claude_code import ClaudeCodeExecutor
 from agentfleet.models.agent import AgentConfigSpec, BaseExecutor, ExecutorType, SubAgent
+from agentfleet.models.batch import Ticket
 from agentfleet.models.meta import AgentType
 from agentfleet.models.run import RunKind
+from agentfleet.refine.schema import refinement_schema
 from agentfleet.runner.agent_process import run_agent
 from agentfleet.runner.deadline import Deadline
 from agentfleet.runner.spec import McpServer, RunSpec
@@ -245,7 +247,6 @@ def test_a_sub_agent_is_offered_and_runs_with_its_own_prompt_and_tools(
 def test_the_mcp_server_of_the_run_is_connected_and_its_tools_callable(
     repo: Repo, claude: Path
 ) -> None:
-    pytest.importorskip("mcp")
     turns = [tool_use("mcp__agentfleet__echo", {"text": "ping"}), text("Echoed.")]
     with serve(turns) as server:
         spec = claude_spec(repo, claude, server)
@@ -266,8 +267,7 @@ def test_the_mcp_server_of_the_run_is_connected_and_its_tools_callable(
 
 
 def test_a_refinement_answers_through_the_structured_output_tool(repo: Repo, claude: Path) -> None:
-    schema = pytest.importorskip("agentfleet.refine.schema").refinement_schema()
-    from agentfleet.models.batch import Ticket
+    schema = refinement_schema()
 
     with serve([tool_use("StructuredOutput", STRUCTURED)]) as server:
         spec = claude_spec(repo, claude, server).model_copy(
@@ -296,9 +296,55 @@ def test_a_refinement_answers_through_the_structured_output_tool(repo: Repo, cla
     assert len(server.main_requests) == 1  # the CLI ends the run once the answer is given
 
 
+def refinement_spec(repo: Repo, claude: Path, server: ScriptedServer) -> RunSpec:
+    return claude_spec(repo, claude, server).model_copy(
+        update={
+            "name": "b1-refine-1",
+            "kind": RunKind.REFINEMENT,
+            "task": None,
+            "task_spec": None,
+            "stage_spec": None,
+            "branch": None,
+            "stage": "refine",
+            "tickets": [Ticket(id="T-1", raw_description="greet people")],
+            "worktree": str(repo.root),
+        }
+    )
+
+
+def test_a_refinement_that_never_gives_the_structured_answer_is_an_invalid_refinement(
+    repo: Repo, claude: Path
+) -> None:
+    turns = [text("I think the ticket is fine as it is."), text("Really, it is fine.")]
+    with serve(turns) as server:
+        ran = run(repo, refinement_spec(repo, claude, server))
+
+    assert ran.result["reason"] == "InvalidRefinement", ran.result["message"]
+    assert "no JSON object" in ran.result["message"], "the text was read too, and had none"
+
+
+def test_tools_enabled_is_all_the_agent_has_so_a_read_only_reviewer_cannot_write(
+    repo: Repo, claude: Path
+) -> None:
+    turns = [
+        tool_use("Write", {"file_path": "pwned.txt", "content": "x"}),
+        text("I could not write."),
+    ]
+    with serve(turns) as server:
+        ran = run(
+            repo, claude_spec(repo, claude, server, agent={"tools_enabled": ["Read", "Grep"]})
+        )
+
+    offered = server.main_requests[0].tool_names
+    assert "Write" not in offered
+    assert "Edit" not in offered
+    assert "Bash" not in offered
+    assert not (repo.worktree / "pwned.txt").exists()
+    assert ran.events_of("tool_result")[0]["data"]["isError"] is True
+
+
 def test_the_structured_answer_is_the_outcome_of_a_refinement_run(repo: Repo, claude: Path) -> None:
     """The executor and the runner's process handling alone: `structured` is the JSON itself."""
-    pytest.importorskip("agentfleet.refine.schema")
     executor = ClaudeCodeExecutor()
     with serve([tool_use("StructuredOutput", STRUCTURED)]) as server:
         spec = claude_spec(repo, claude, server).model_copy(

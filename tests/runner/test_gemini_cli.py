@@ -194,9 +194,6 @@ def test_a_rejected_api_key_fails_the_run_fast_without_retries(repo: Repo, gemin
 def test_the_agentfleet_mcp_server_is_offered_and_its_tools_run_without_asking(
     repo: Repo, gemini: str
 ) -> None:
-    pytest.importorskip("mcp")
-    if not ECHO_MCP.exists():
-        pytest.skip("tests/support/model_servers/echo_mcp.py is missing")
     turns = [call("mcp_agentfleet_echo", text="ping"), text("Echoed.")]
     with serve(turns) as server:
         spec = gemini_spec(repo, server, gemini).model_copy(

@@ -95,11 +95,34 @@ def test_pods_of_one_batch_prepare_side_by_side(origin: Path, tmp_path: Path) ->
         assert git(path, "symbolic-ref", "--short", "HEAD").strip() == f"agentfleet/b/{task}"
 
 
-def test_a_refinement_gets_a_plain_folder(origin: Path, tmp_path: Path) -> None:
+def test_a_refinement_without_a_repository_gets_a_plain_folder(
+    origin: Path, tmp_path: Path
+) -> None:
     workspace = tmp_path / "workspace"
     path = prepare(_spec(workspace, "b", None), workspace=workspace, url="", base="main")
     assert path.is_dir()
     assert not (workspace / "repo").exists()
+
+
+def test_a_refinement_reads_the_base_branch_detached_and_makes_no_branch(
+    origin: Path, tmp_path: Path
+) -> None:
+    workspace = tmp_path / "workspace"
+    spec = _spec(workspace, "b", None)
+
+    path = prepare(spec, workspace=workspace, url=str(origin), base="main")
+    again = prepare(spec, workspace=workspace, url=str(origin), base="main")
+
+    assert again == path
+    assert sorted(p.name for p in path.iterdir() if p.name != ".git") == sorted(
+        p.name for p in origin.iterdir() if p.name != ".git"
+    )
+    head = subprocess.run(
+        ["git", "-C", str(path), "symbolic-ref", "-q", "HEAD"], capture_output=True, check=False
+    )
+    assert head.returncode != 0, "detached: a refinement commits nothing"
+    branches = git(workspace / "repo", "branch", "--format=%(refname:short)").split()
+    assert branches == ["main"]
 
 
 def test_the_command_reports_an_unreachable_repository_on_stderr(tmp_path: Path) -> None:

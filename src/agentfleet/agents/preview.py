@@ -63,8 +63,14 @@ EXAMPLE_TASK = AgentTaskSpec(
 )
 
 
+URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@")
+
+
 def shown(name: str, value: str) -> str:
-    return MASK if SECRET_NAME.search(name) else value
+    """A value as printed: masked when its name looks secret, without a URL's user:password."""
+    if SECRET_NAME.search(name):
+        return MASK
+    return URL_USERINFO.sub(lambda m: f"{m['scheme']}{MASK}@", value)
 
 
 @dataclass
@@ -134,7 +140,8 @@ def preview(
     """Build the run's spec and invocation as a real run would; write its files if asked."""
     owner = task.name if task is not None else "example"
     name = run_name(owner, stage.name, attempt)
-    context = state_dir / "runs" / name / "context"
+    # Its own folder: writing the files must not touch a real run's context (or its session).
+    context = state_dir / "preview" / name / "context"
     spec = RunSpec(
         name=name,
         batch=task.spec.batch_ref.name if task and task.spec.batch_ref else None,
@@ -156,8 +163,9 @@ def preview(
     invocation = executor_for(executor_type).command(spec, prompt)
     if write_files:
         write_context(spec, prompt, invocation.files)
+    # Names only: whatever they hold (a key, a proxy with a password) is not agentfleet's.
     inherited = {
-        name: shown(name, os.environ[name])
+        name: MASK
         for name in INHERITED[executor_type]
         if name in os.environ and name not in invocation.env
     }

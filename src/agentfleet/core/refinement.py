@@ -11,7 +11,7 @@ any other reason is retried once, then fails the batch.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -26,7 +26,9 @@ if TYPE_CHECKING:
     from .reconcile import BatchReconciler
 
 TRIES_PER_TICKET = 2
-PARALLEL_GROUP_SIZE = 10
+GROUP_SIZE = 10
+"""Tickets per refinement run when the batch sets no size: every run still sees every ticket,
+and ten refined tickets fit a Pod's 4 KiB termination message once gzipped."""
 INVALID_REFINEMENT = "InvalidRefinement"
 
 
@@ -38,15 +40,23 @@ class Group:
 
 @dataclass
 class TicketState:
+    """A ticket's refinement so far. Unusable answers and failed runs count apart: two of
+    either give up (the ticket, or the batch), a mix of one each is tried again."""
+
     refined: RefinedTicket | None = None
-    failures: int = 0
+    invalid: int = 0
+    crashed: int = 0
     reason: str = ""
     message: str = ""
     running: bool = False
-    errors: list[str] = field(default_factory=list)
+
+    @property
+    def failures(self) -> int:
+        return self.invalid + self.crashed
 
     def given_up(self) -> bool:
-        return self.refined is None and not self.running and self.failures >= TRIES_PER_TICKET
+        done = self.invalid >= TRIES_PER_TICKET or self.crashed >= TRIES_PER_TICKET
+        return self.refined is None and not self.running and done
 
     def settled(self) -> bool:
         return self.refined is not None or self.given_up()
@@ -63,11 +73,12 @@ def refinement_groups(batch: TicketBatch) -> list[Group]:
     size = spec.refinement.batch_size
     if strategy is ExecutionStrategy.PARALLEL_BATCH:
         size = size or spec.batch_size
+    size = size or GROUP_SIZE
     ids = [t.id for t in spec.tickets]
     if strategy is ExecutionStrategy.SEQUENTIAL:
-        return [Group(i, c) for i, c in enumerate(_chunks(ids, size or len(ids)))]
+        return [Group(i, c) for i, c in enumerate(_chunks(ids, size))]
     if strategy is ExecutionStrategy.PARALLEL_BATCH:
-        return [Group(0, c) for c in _chunks(ids, size or PARALLEL_GROUP_SIZE)]
+        return [Group(0, c) for c in _chunks(ids, size)]
     graph = {t.id: list(t.dependencies) for t in spec.tickets}
     level: dict[str, int] = {}
     for ticket_id in topological_order(graph):
@@ -75,7 +86,7 @@ def refinement_groups(batch: TicketBatch) -> list[Group]:
     groups: list[Group] = []
     for wave in range(max(level.values(), default=-1) + 1):
         members = [i for i in ids if level[i] == wave]
-        groups.extend(Group(wave, c) for c in _chunks(members, size or len(members)))
+        groups.extend(Group(wave, c) for c in _chunks(members, size))
     return groups
 
 
@@ -114,14 +125,14 @@ def ticket_states(reconciler: BatchReconciler) -> dict[str, TicketState]:
             if ticket_id in refined:
                 state.refined = refined[ticket_id]
                 continue
-            state.failures += 1
-            if attempt.phase == AttemptPhase.SUCCEEDED:
+            if attempt.phase == AttemptPhase.SUCCEEDED or attempt.reason == INVALID_REFINEMENT:
+                state.invalid += 1
                 state.reason = INVALID_REFINEMENT
-                state.message = attempt.invalid.get(ticket_id, "no usable answer")
+                state.message = attempt.invalid.get(ticket_id, attempt.message or "no answer")
             else:
+                state.crashed += 1
                 state.reason = attempt.reason or "Error"
                 state.message = attempt.message
-            state.errors = [state.message] if state.message else []
     return states
 
 
@@ -178,7 +189,7 @@ def refine(reconciler: BatchReconciler) -> None:
     broken = [
         (ticket_id, s)
         for ticket_id, s in states.items()
-        if s.given_up() and s.reason != INVALID_REFINEMENT
+        if s.refined is None and not s.running and s.crashed >= TRIES_PER_TICKET
     ]
     if broken:
         ticket_id, state = broken[0]
@@ -211,7 +222,7 @@ def _next_groups(reconciler: BatchReconciler, states: dict[str, TicketState]) ->
             if t not in retried
             and states[t].refined is None
             and not states[t].running
-            and states[t].failures < TRIES_PER_TICKET
+            and not states[t].given_up()
         )
         if again:
             retried.update(again)
@@ -350,7 +361,7 @@ def _finish(reconciler: BatchReconciler, states: dict[str, TicketState]) -> None
             "the refined tickets' dependencies form a cycle: " + " -> ".join(cycle),
         )
         return
-    invalid = {t: s.message for t, s in states.items() if s.refined is None}
+    invalid = {t: s.message for t, s in states.items() if s.refined is None}  # all invalid
     reconciler.plan_refined(refined, dependencies, invalid)
 
 

@@ -63,6 +63,9 @@ class ExecutorOutcome:
     message: str = ""
     structured: Any = None
     session_id: str | None = None
+    answer_invalid: bool = False
+    """The agent ran but could not give the answer asked for (a refinement's structured
+    output): the run is judged on its answer, as InvalidRefinement, not as a crash."""
 
 
 class Executor(Protocol):

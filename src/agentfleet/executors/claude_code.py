@@ -26,6 +26,7 @@ import math
 import os
 import re
 import uuid
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..models.log import LogEventType
@@ -60,8 +61,35 @@ MCP_TOKEN_VARIABLE = "AGENTFLEET_MCP_TOKEN"
 _MAX_TURNS = re.compile(r"\((\d+)\)")
 
 
-def session_id_for(run_name: str) -> str:
-    return str(uuid.uuid5(SESSION_NAMESPACE, run_name))
+def session_id_for(run_name: str, config_dir: str | None = None) -> str:
+    """uuid5 of the run name, or of `name#n` when `config_dir` already has that session.
+
+    Claude Code refuses a session id it has a transcript for ("already in use"); that
+    happens when the same run starts again with the same context dir (a Pod started again).
+    """
+    taken: set[str] = set()
+    if config_dir is not None:
+        taken = {path.stem for path in Path(config_dir, "projects").glob("*/*.jsonl")}
+    candidate, n = str(uuid.uuid5(SESSION_NAMESPACE, run_name)), 0
+    while candidate in taken:
+        n += 1
+        candidate = str(uuid.uuid5(SESSION_NAMESPACE, f"{run_name}#{n}"))
+    return candidate
+
+
+def _tool_names(rules: list[str], sub_agents: bool) -> list[str]:
+    """The built-in tools behind allow rules (`Bash(git *)` is Bash), for `--tools`.
+
+    MCP tools (`mcp__...`) are not built-ins; sub-agents need the Agent tool.
+    """
+    names: list[str] = []
+    for rule in rules:
+        name = rule.split("(", 1)[0].strip()
+        if name and not name.startswith("mcp__") and name not in names:
+            names.append(name)
+    if names and sub_agents and "Agent" not in names and "Task" not in names:
+        names.append("Agent")
+    return names
 
 
 def _system_prompt(spec: RunSpec) -> str:
@@ -232,6 +260,11 @@ class ClaudeCodeExecutor:
             allowed.append(f"mcp__{spec.mcp.name}")  # agentfleet's own server needs no prompt
         denied = [rule for rule in spec.agent.tool_restrictions if rule]
         _check_rules([*allowed, *denied])
+        tools = _tool_names(allowed, bool(spec.agent.sub_agents))
+        if tools:
+            # toolsEnabled is the whole set, as `tools:` in Claude's own agent files: without
+            # --tools the other built-ins (Write, Bash...) would stay, only not pre-approved.
+            argv += ["--tools", ",".join(tools)]
         if allowed:
             argv += ["--allowedTools", *allowed]
         if denied:
@@ -243,7 +276,8 @@ class ClaudeCodeExecutor:
                 os.path.join(spec.context_dir, MCP_CONFIG_FILE),
                 "--strict-mcp-config",
             ]
-        argv += ["--session-id", session_id_for(spec.name), "--permission-mode", mode]
+        session = session_id_for(spec.name, os.path.join(spec.context_dir, CONFIG_DIR))
+        argv += ["--session-id", session, "--permission-mode", mode]
         if base.max_turns is not None:
             self._max_turns = base.max_turns
             argv += ["--max-turns", str(base.max_turns)]
@@ -475,11 +509,14 @@ class ClaudeCodeExecutor:
         structured = result.get("structured_output")
         ok = not self._failed(result)
         message = "" if ok else self._failure_message(result)
-        if ok and self._wants_structured and structured is None:
-            ok = False
+        invalid = False
+        gave_up = ok or result.get("subtype") == "error_max_structured_output_retries"
+        if self._wants_structured and structured is None and gave_up:
+            # The agent ran; its answer is what is wrong. The runner still reads the text.
+            ok, invalid = True, True
             message = (
                 "the agent finished without the structured answer --json-schema asked for "
-                f"(it never called the {STRUCTURED_OUTPUT_TOOL} tool)"
+                f"(no valid call of the {STRUCTURED_OUTPUT_TOOL} tool)"
             )
         return ExecutorOutcome(
             tokens=_tokens(result),
@@ -489,4 +526,5 @@ class ClaudeCodeExecutor:
             message=message,
             structured=structured,
             session_id=self._session_id,
+            answer_invalid=invalid,
         )

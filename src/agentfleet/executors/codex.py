@@ -26,8 +26,8 @@ The contract it relies on was observed on Codex CLI 0.169.0 against a scripted R
   what its profile (non-root, no capabilities, RuntimeDefault seccomp) normally refuses, so
   an unset `permissionMode` there means `danger-full-access` (that refusal could not be
   reproduced here, where the tests run as root with every capability). Refinement runs
-  default to `read-only`: their worktree may be the repository itself, and nothing they
-  write would be committed.
+  default to `read-only`: they read a copy of the base branch, and nothing they write is
+  kept.
 * Instructions (the agent's and the stage's) become `developer_instructions`: the first
   developer message of every request, ahead of Codex's own. AGENTS.md is not used: it
   would have to be written into the worktree, which is committed.

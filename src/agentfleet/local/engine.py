@@ -34,10 +34,11 @@ from ..core.reconcile import decide
 from ..core.snapshot import Snapshot
 from ..models import AgentConfig, AgentTask, Project, TicketBatch
 from ..models.meta import Resource
-from ..models.run import AttemptPhase, RunPhase, RunResult
+from ..models.run import AttemptPhase, RunKind, RunPhase, RunResult
 from ..models.task import TaskPhase
 from ..runner.spec import build_run_spec
 from .launcher import Launcher, Limits, ProcessExit, ProcessHandle
+from .repository import export_tree
 from .store import RunRecord, Store
 from .workspace import exclude_state_dir
 from .worktrees import CleanupPolicy, WorktreeError, WorktreeManager
@@ -418,9 +419,14 @@ class LocalEngine:
             memory_limit_bytes=memory_rlimit,
         )
         worktree = files.root
+        base = project.spec.repository.base_branch if project else "main"
         if task is not None and spec.branch is not None:
-            base = project.spec.repository.base_branch if project else "main"
             worktree = self.worktrees.acquire(task.name, spec.branch, base, reuse=True)
+            spec = spec.model_copy(update={"worktree": str(worktree)})
+        elif request.kind is RunKind.REFINEMENT:
+            worktree = files.root / "repository"
+            if not worktree.exists():
+                export_tree(self.repo, base, worktree)
             spec = spec.model_copy(update={"worktree": str(worktree)})
         tmp = files.spec.with_suffix(".tmp")
         tmp.write_text(spec.model_dump_json(by_alias=True, exclude_none=True))

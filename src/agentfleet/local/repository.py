@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tarfile
+import tempfile
 from pathlib import Path
 
 import git
@@ -37,3 +39,17 @@ def has_branch(repo: Path, branch: str) -> bool:
     except git.GitCommandError:
         return False
     return True
+
+
+def export_tree(repo: Path, ref: str, dest: Path) -> None:
+    """The files of `ref` copied into `dest`, without git: a refinement agent reads the code
+    there, and nothing it does can reach the user's checkout, index or branches.
+
+    `git archive` and tarfile's "data" filter (no links out, no devices, no absolute paths).
+    """
+    dest.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryFile() as archive:
+        git.Repo(repo).archive(archive, treeish=f"refs/heads/{ref}", format="tar")
+        archive.seek(0)
+        with tarfile.open(fileobj=archive, mode="r:") as tar:
+            tar.extractall(dest, filter="data")

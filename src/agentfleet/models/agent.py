@@ -155,8 +155,14 @@ class AgentConfigSpec(CamelModel):
     environment_requirements: EnvironmentRequirements = Field(
         default_factory=EnvironmentRequirements
     )
-    tools_enabled: list[str] = Field(default_factory=list)
-    tool_restrictions: list[str] = Field(default_factory=list)
+    tools_enabled: list[str] = Field(
+        default_factory=list,
+        description="The tools the agent has, each allowed without asking (rules such as "
+        '"Bash(git diff*)" allow a command prefix); empty: the CLI\'s default set.',
+    )
+    tool_restrictions: list[str] = Field(
+        default_factory=list, description="Tools or rules the agent must not use."
+    )
     sub_agents: dict[str, SubAgent] = Field(default_factory=dict)
     credentials_secret_ref: ObjectRef | None = None
     timeout_seconds: PositiveInt | None = Field(

@@ -56,7 +56,7 @@ def _agent_failure(agent: AgentExit, outcome: ExecutorOutcome) -> tuple[Reason, 
         return Reason.OOM_KILLED, f"the agent ran out of memory (exit {agent.exit_code})\n{stderr}"
     if agent.start_error:
         return Reason.AGENT_FAILED, agent.start_error
-    if agent.exit_code != 0:
+    if agent.exit_code != 0 and not outcome.answer_invalid:
         return Reason.AGENT_FAILED, f"the agent exited {agent.exit_code}{said}\n{stderr}".rstrip()
     if not outcome.ok:
         return Reason.AGENT_FAILED, outcome.message or "the agent reported a failure"
@@ -277,6 +277,8 @@ def _refinement_result(
     A run whose answer is usable for some tickets succeeds with those, and names the others
     in `refinementErrors`; only an answer with nothing usable in it fails the run.
     """
+    if failure is None and outcome.answer_invalid and not outcome.text.strip():
+        failure = (Reason.INVALID_REFINEMENT, outcome.message)
     if failure is not None:
         return failed(failure[0], failure[1], deadline, **usage)
     from ..refine.parse import RefinementError, parse_refinement

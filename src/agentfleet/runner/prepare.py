@@ -63,7 +63,7 @@ def prepare(spec: RunSpec, *, workspace: Path, url: str, base: str) -> Path:
     """Make `spec.worktree` a worktree on `spec.branch` (from `base` when new); return it."""
     Path(spec.context_dir).mkdir(parents=True, exist_ok=True)
     worktree = Path(spec.worktree)
-    if spec.branch is None:  # a refinement: a folder to work in, no branch
+    if spec.branch is None and not url:  # a refinement with nothing to read
         worktree.mkdir(parents=True, exist_ok=True)
         return worktree
     repo = workspace / REPOSITORY_DIR
@@ -72,6 +72,20 @@ def prepare(spec: RunSpec, *, workspace: Path, url: str, base: str) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (repo / "HEAD").exists():
             _git("clone", "--bare", "--quiet", "--", url, repo)
+        if spec.branch is None:  # a refinement reads the base branch, detached: no branch
+            if not (worktree / ".git").exists():
+                _git(
+                    "-C",
+                    repo,
+                    "fetch",
+                    "--quiet",
+                    "origin",
+                    f"+refs/heads/{base}:refs/heads/{base}",
+                )
+                _git("-C", repo, "worktree", "prune")
+                worktree.parent.mkdir(parents=True, exist_ok=True)
+                _git("-C", repo, "worktree", "add", "--quiet", "--detach", worktree, base)
+            return worktree
         if (worktree / ".git").exists():
             current = _git("-C", worktree, "symbolic-ref", "--quiet", "--short", "HEAD")
             if current != spec.branch:

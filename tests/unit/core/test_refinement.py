@@ -453,3 +453,26 @@ def test_a_lost_retry_request_is_asked_for_again_with_the_same_feedback_and_cont
     [start] = of_type(again, StartRun)
     assert (start.run.name, start.run.feedback) == (REFINE_2, ("T-2: bad",))
     assert [t.id for t in start.run.refined] == ["T-1"]
+
+
+def test_without_a_batch_size_refinement_groups_hold_ten_tickets() -> None:
+    tickets = [ticket(f"T-{n}") for n in range(12)]
+    sim = simulation(fleet(tickets, refinement={"enabled": True}, parallelLimit=5), duration=10)
+
+    sim.settle()
+
+    groups = sorted(len(r.request.tickets) for r in sim.runs.values())
+    assert groups == [2, 10], "a Pod's 4 KiB termination message must hold each answer"
+
+
+def test_an_unusable_answer_and_a_crash_are_counted_apart() -> None:
+    sim = refining(strategy="Sequential")
+    sim.settle()
+    finish_run(sim, REFINE_1, refinedTickets=[refined("T-1")], refinementErrors={"T-2": "bad"})
+    sim.settle()
+    finish_run(sim, REFINE_2, ok=False, reason="AgentFailed", message="the agent exited 1")
+    actions = sim.step()
+
+    [third] = of_type(actions, StartRun)
+    assert (third.run.name, third.run.tickets) == ("b1-refine-3", ("T-2",))
+    assert batch_phase(sim) == "Refining", "one bad answer and one crash are not two of either"

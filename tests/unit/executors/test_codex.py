@@ -354,7 +354,7 @@ def test_an_mcp_server_with_neither_command_nor_url_is_left_out() -> None:
     assert "mcp_servers" not in config_of(invocation_of(make_spec(mcp=McpServer())))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.text())
 def test_any_text_survives_toml_as_one_string(value: str) -> None:
     """Surrogates have no TOML spelling: they come back as U+FFFD, everything else intact."""
@@ -717,7 +717,7 @@ STREAM_OBJECTS = st.builds(
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.text(max_size=200) | JSON_VALUES.map(json.dumps), max_size=6))
 def test_arbitrary_lines_never_raise(lines: list[str]) -> None:
     parser = CodexExecutor()
@@ -726,7 +726,7 @@ def test_arbitrary_lines_never_raise(lines: list[str]) -> None:
     parser.finish(1)
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(STREAM_OBJECTS, min_size=1, max_size=6), st.integers(0, 255))
 def test_stream_shaped_objects_with_odd_fields_never_raise(
     objects: list[dict[str, Any]], exit_code: int

@@ -646,7 +646,7 @@ STREAM_OBJECTS = st.builds(
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.text(max_size=200) | JSON_VALUES.map(json.dumps), max_size=6))
 def test_arbitrary_lines_never_raise(lines: list[str]) -> None:
     parser = GeminiExecutor()
@@ -655,7 +655,7 @@ def test_arbitrary_lines_never_raise(lines: list[str]) -> None:
     parser.finish(1)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(STREAM_OBJECTS, min_size=1, max_size=6), st.integers(0, 255))
 def test_stream_shaped_objects_with_odd_fields_never_raise(
     objects: list[dict[str, Any]], exit_code: int
