@@ -82,8 +82,8 @@ def demo() -> None:
 
 def test() -> None:
     ensure_agent_clis()
-    run(BIN / "ruff", "check", "src", "tests", "bench", "examples", "dev.py")
-    run(BIN / "ruff", "format", "--check", "src", "tests", "bench", "examples", "dev.py")
+    run(BIN / "ruff", "check", "src", "tests", "bench", "examples", "images", "dev.py")
+    run(BIN / "ruff", "format", "--check", "src", "tests", "bench", "examples", "images", "dev.py")
     run(BIN / "mypy")
     run(BIN / "lint-imports")
     run(BIN / "pytest")

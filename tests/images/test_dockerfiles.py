@@ -5,6 +5,7 @@ No image can be built here (no Docker engine); what can be checked without one i
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import shutil
 import subprocess
@@ -19,11 +20,28 @@ ROOT = Path(__file__).resolve().parents[2]
 IMAGES = ROOT / "images"
 DOCKERFILES = sorted(IMAGES.glob("*/Dockerfile"))
 IDS = [path.parent.name for path in DOCKERFILES]
-AGENT_CLIS = {  # image folder -> (npm package, ARG holding its version)
-    "runner-claude-code": ("@anthropic-ai/claude-code", "CLAUDE_CODE_VERSION"),
-    "runner-gemini": ("@google/gemini-cli", "GEMINI_CLI_VERSION"),
-    "runner-codex": ("@openai/codex", "CODEX_VERSION"),
+AGENT_CLIS = {  # image -> (npm package, its command, the key of its version)
+    "runner-claude-code": ("@anthropic-ai/claude-code", "claude", "CLAUDE_CODE_VERSION"),
+    "runner-gemini": ("@google/gemini-cli", "gemini", "GEMINI_CLI_VERSION"),
+    "runner-codex": ("@openai/codex", "codex", "CODEX_VERSION"),
 }
+
+
+def build_plan() -> list[list[str]]:
+    spec = importlib.util.spec_from_file_location("build", IMAGES / "build.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    plan: list[list[str]] = module.plan("registry.example/agentfleet")
+    return plan
+
+
+def build_args(argv: list[str]) -> dict[str, str]:
+    pairs = [argv[i + 1] for i, a in enumerate(argv) if a == "--build-arg"]
+    return dict(pair.split("=", 1) for pair in pairs)
+
+
 ARG_DEFAULT = re.compile(r"^ARG\s+([A-Za-z_][A-Za-z0-9_]*)=(\S+)\s*$", re.MULTILINE)
 
 
@@ -80,8 +98,13 @@ def test_hadolint_fails_a_dockerfile_with_known_faults(tmp_path: Path) -> None:
         assert rule in result.stdout
 
 
-def test_every_image_has_a_dockerfile() -> None:
-    assert IDS == ["operator", "runner", "runner-claude-code", "runner-codex", "runner-gemini"]
+def test_every_image_has_a_dockerfile_and_the_agent_images_share_one() -> None:
+    assert IDS == ["operator", "runner", "runner-agent"]
+    tags = [argv[argv.index("-t") + 1] for argv in build_plan()]
+    assert tags == [
+        f"registry.example/agentfleet/{image}:0.1.0"
+        for image in ("operator", "runner", "runner-claude-code", "runner-gemini", "runner-codex")
+    ]
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=IDS)
@@ -92,9 +115,10 @@ def test_arg_defaults_are_the_versions_in_versions_env(dockerfile: Path) -> None
             assert default == versions[name], f"{dockerfile.parent.name}: ARG {name}"
 
 
-def test_every_pinned_version_is_used_by_a_dockerfile() -> None:
+def test_every_pinned_version_is_used_by_a_dockerfile_or_the_build() -> None:
     used = {name for path in DOCKERFILES for name, _ in ARG_DEFAULT.findall(path.read_text())}
-    assert set(read_versions_env()) - used == set()
+    cli_keys = {key for _, _, key in AGENT_CLIS.values()}
+    assert set(read_versions_env()) - used - cli_keys == set()
 
 
 def test_pins_are_the_agreed_cli_versions() -> None:
@@ -112,11 +136,21 @@ def test_agentfleet_version_is_the_packages_and_the_charts() -> None:
 
 
 @pytest.mark.parametrize("image", AGENT_CLIS)
-def test_agent_image_installs_its_cli_at_the_pinned_version(image: str) -> None:
-    package, arg = AGENT_CLIS[image]
-    text = (IMAGES / image / "Dockerfile").read_text(encoding="utf-8")
-    assert f'"{package}@${{{arg}}}"' in text
-    assert re.search(rf"^ARG {arg}=", text, re.MULTILINE)
+def test_agent_image_is_built_with_its_cli_at_the_pinned_version(image: str) -> None:
+    package, binary, key = AGENT_CLIS[image]
+    [argv] = [
+        a for a in build_plan() if a[a.index("-t") + 1].split("/")[-1].startswith(image + ":")
+    ]
+    args = build_args(argv)
+    assert argv[argv.index("-f") + 1] == "images/runner-agent/Dockerfile"
+    assert (args["CLI_PACKAGE"], args["CLI_BINARY"]) == (package, binary)
+    assert args["CLI_VERSION"] == read_versions_env()[key]
+
+
+def test_the_agent_dockerfile_installs_exactly_the_cli_it_is_given() -> None:
+    text = (IMAGES / "runner-agent" / "Dockerfile").read_text(encoding="utf-8")
+    assert '"${CLI_PACKAGE}@${CLI_VERSION}"' in text
+    assert 'test -n "${CLI_PACKAGE}" && test -n "${CLI_VERSION}"' in text, "no unpinned latest"
     assert re.search(r"^FROM ghcr\.io/agentfleet/runner:\$\{AGENTFLEET_VERSION\}$", text, re.M)
 
 

@@ -12,16 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from agentfleet.executors.versions import CLI_PACKAGES, pinned_versions
+from agentfleet.executors.versions import CLI_BINARIES, CLI_PACKAGES, pinned_versions
 
 ROOT = Path(__file__).resolve().parents[2]
 INSTALL_DIR = Path(os.environ.get("AGENTFLEET_AGENT_CLIS", ROOT / ".venv" / "agent-clis"))
-BINARIES = {"claude-code": "claude", "gemini": "gemini", "codex": "codex"}
 
 
 def cli_path(executor: str) -> Path | None:
     """The installed binary of `executor` ("claude-code", "gemini", "codex"), or None."""
-    candidate = INSTALL_DIR / "node_modules" / ".bin" / BINARIES[executor]
+    candidate = INSTALL_DIR / "node_modules" / ".bin" / CLI_BINARIES[executor]
     if candidate.exists():
         return candidate
     return None

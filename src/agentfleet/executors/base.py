@@ -89,7 +89,7 @@ class Executor(Protocol):
         ...
 
 
-class ExecutorUnavailableError(NotImplementedError):
+class ExecutorUnavailableError(LookupError):
     """This build cannot drive the requested agent CLI; the run fails as ExecutorUnavailable."""
 
 

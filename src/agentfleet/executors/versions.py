@@ -16,6 +16,9 @@ CLI_PACKAGES: dict[str, tuple[str, str]] = {
     "codex": ("@openai/codex", "CODEX_VERSION"),
 }
 
+CLI_BINARIES: dict[str, str] = {"claude-code": "claude", "gemini": "gemini", "codex": "codex"}
+"""The command each CLI package installs."""
+
 
 def parse_versions(text: str) -> dict[str, str]:
     values: dict[str, str] = {}
