@@ -154,6 +154,8 @@ def _fold(reconciler: BatchReconciler, attempt: RefinementAttempt) -> None:
         attempt.tokens = result.tokens.total if result.tokens else None
         attempt.token_usage = result.tokens
         attempt.cost_usd = result.cost_usd
+        if result.agent_generation is not None:
+            attempt.agent_generation = result.agent_generation
     if not run.phase.finished:
         reconciler.ctx.cancel(run.name, "DeadlineExceeded", f"refinement timeout of {timeout}s")
         attempt.phase, attempt.reason = AttemptPhase.FAILED, "DeadlineExceeded"

@@ -317,6 +317,8 @@ class TaskFlow:
         attempt.tokens = result.tokens.total if result.tokens else None
         attempt.token_usage = result.tokens
         attempt.cost_usd = result.cost_usd
+        if result.agent_generation is not None:
+            attempt.agent_generation = result.agent_generation
 
     def _fail_attempt(self, stage: StageStatus, attempt: Attempt, reason: str, msg: str) -> None:
         attempt.phase = AttemptPhase.FAILED

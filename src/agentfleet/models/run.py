@@ -98,6 +98,9 @@ class RunResult(CamelModel):
         default_factory=dict,
         description="Ticket id -> why the agent's answer for it was unusable.",
     )
+    agent_generation: int | None = Field(
+        default=None, description="The AgentConfig generation the run was built from."
+    )
     refined_tickets_packed: str | None = Field(
         default=None,
         description="refinedTickets as base64 of gzipped JSON, when plain they would not fit "

@@ -142,6 +142,8 @@ def _run(sink: EventSink, result_path: str, raw: str, read_error: str, started: 
 
         traceback.print_exc(file=sys.stderr)
         result = failed(Reason.RUNNER_ERROR, f"{type(exc).__name__}: {exc}", deadline)
+    # What the run was built from, in its record: the driver read the agent after decide() did.
+    result = result.model_copy(update={"agent_generation": spec.agent_generation})
     return _finish(sink, result_path, result)
 
 

@@ -476,3 +476,16 @@ def test_an_unusable_answer_and_a_crash_are_counted_apart() -> None:
     [third] = of_type(actions, StartRun)
     assert (third.run.name, third.run.tickets) == ("b1-refine-3", ("T-2",))
     assert batch_phase(sim) == "Refining", "one bad answer and one crash are not two of either"
+
+
+def test_an_attempt_records_the_agent_generation_its_run_was_built_from() -> None:
+    sim = simulation(fleet([ticket("T-1")]), duration=10)
+    sim.settle()
+
+    finish_run(sim, run("T-1"), agentGeneration=7)
+    sim.settle()
+
+    status = sim.tasks[task("T-1")].status
+    assert status is not None
+    [stage] = [s for s in status.stages if s.attempts]
+    assert stage.attempts[0].agent_generation == 7, "the run's own record wins over decide's"
