@@ -107,7 +107,9 @@ def test_the_agent_gets_the_run_in_its_environment(repo: Repo) -> None:
     ran = run(repo, spec)
 
     assert ran.exit_code == 0
-    assert json.loads((repo.worktree / "env.json").read_text()) == {
+    seen = json.loads((repo.worktree / "env.json").read_text())
+    inherited = {k: v for k, v in os.environ.items() if k.startswith("AGENTFLEET_")}
+    assert {k: v for k, v in seen.items() if k not in inherited} == {
         "AGENTFLEET_CONTEXT_DIR": str(repo.context_dir),
         "AGENTFLEET_RUN": "t1-dev-1",
         "AGENTFLEET_TASK": "t1",
