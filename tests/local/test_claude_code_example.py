@@ -190,6 +190,8 @@ def test_raw_tickets_are_refined_and_built_by_the_real_claude_code(sample: Path)
     usage = batch["status"]["usage"]
     task_cost = sum(t["status"]["costUsd"] for t in tasks.values())
     assert usage["costUsd"] == pytest.approx(task_cost + refinement["costUsd"])
+    assert batch["status"]["costUsd"] == usage["costUsd"]
+    assert batch["status"]["tokens"] == usage["tokens"] > 0
     assert usage["attempts"] == 4, "one refinement and three develop attempts"
     assert usage["inputTokens"] > 0
     assert "over 4 attempt(s)" in described.stdout

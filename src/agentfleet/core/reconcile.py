@@ -446,5 +446,7 @@ class BatchReconciler:
     def _emit_status(self) -> None:
         self.status.observed_generation = self.batch.metadata.generation
         self.status.usage = self._usage()
+        self.status.tokens = self.status.usage.tokens
+        self.status.cost_usd = self.status.usage.cost_usd
         if self.status != self.original:
             self.ctx.actions.append(SetStatus(BATCH, self.batch.name, self.status))

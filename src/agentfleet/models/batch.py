@@ -220,6 +220,8 @@ class TicketBatchStatus(Status):
     tickets: list[TicketEntry] = Field(default_factory=list)
     refinement_attempts: list[RefinementAttempt] = Field(default_factory=list)
     current_wave: int | None = None
+    tokens: int = Field(default=0, description="usage.tokens: every attempt of the batch.")
+    cost_usd: float = Field(default=0.0, description="usage.costUsd: every attempt of the batch.")
     usage: Usage = Field(default_factory=Usage)
     start_time: datetime | None = None
     completion_time: datetime | None = None
