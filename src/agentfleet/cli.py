@@ -7,10 +7,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.text import Text
 
 from .agents.cli import agents_app
+from .commandline import (
+    EXIT_BAD_INPUT,
+    RepoOption,
+    StateDirOption,
+    console,
+    err_console,
+    print_error,
+)
+from .commandline import fail as _fail
+from .commandline import workspace as _workspace
 from .models import KINDS
 from .models.loader import LoadedResource, ManifestError
 
@@ -24,17 +32,6 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(agents_app, name="agents")
-# Piped or in CI, rich would squeeze tables into 80 columns; a log line may be long instead.
-# Ticket text and agent output are data: no console here reads rich markup in what it prints.
-console = Console(width=None if sys.stdout.isatty() else 200, markup=False, highlight=False)
-err_console = Console(stderr=True, soft_wrap=True, highlight=False, markup=False)
-
-
-def print_error(message: object) -> None:
-    err_console.print(Text.assemble(("error", "red"), f": {message}"))
-
-
-EXIT_BAD_INPUT = 2
 
 
 @app.command()
@@ -74,16 +71,6 @@ def simulate(
         raise typer.Exit(1)
 
 
-RepoOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--repo", help="The git repository (default: the one holding the current folder)."
-    ),
-]
-StateDirOption = Annotated[
-    Path | None,
-    typer.Option("--state-dir", help="Where the store lives (default: <repo>/.agentfleet)."),
-]
 OutputOption = Annotated[
     str | None, typer.Option("--output", "-o", help="yaml or json instead of a table.")
 ]
@@ -91,21 +78,6 @@ KindArgument = Annotated[str, typer.Argument(help="projects|agents|workflows|bat
 FilesOption = Annotated[
     list[Path], typer.Option("--file", "-f", help="Manifest file or folder (repeatable).")
 ]
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    print_error(message)
-    return typer.Exit(code)
-
-
-def _workspace(repo: Path | None, state_dir: Path | None) -> Workspace:
-    from .local.repository import RepositoryError
-    from .local.workspace import resolve_workspace
-
-    try:
-        return resolve_workspace(repo, state_dir)
-    except RepositoryError as exc:
-        raise _fail(f"--repo: {exc}", EXIT_BAD_INPUT) from exc
 
 
 def _need_store(ws: Workspace, kind: str, name: str) -> None:

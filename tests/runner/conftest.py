@@ -22,6 +22,8 @@ from agentfleet.runner.main import main
 from agentfleet.runner.spec import RunSpec
 
 BRANCH = "agentfleet/b1/t1"
+PYTEST = f"{sys.executable} -m pytest -q -p no:cacheprovider"
+"""The test command agents run and criteria check: this interpreter, no cache in the commit."""
 
 
 def git(cwd: Path, *args: str) -> str:

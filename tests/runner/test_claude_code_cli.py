@@ -26,6 +26,7 @@ from agentfleet.runner.agent_process import run_agent
 from agentfleet.runner.deadline import Deadline
 from agentfleet.runner.spec import McpServer, RunSpec
 from tests.support.agent_clis import require_cli
+from tests.support.model_servers import ECHO_MCP
 from tests.support.model_servers.anthropic import (
     ScriptedServer,
     Turn,
@@ -38,10 +39,8 @@ from tests.support.model_servers.anthropic import (
 )
 from tests.support.model_servers.record_claude_code import STRUCTURED
 
-from .conftest import BRANCH, Ran, Repo, git, run
+from .conftest import BRANCH, PYTEST, Ran, Repo, git, run
 
-ECHO_MCP = Path(__file__).parents[1] / "support" / "model_servers" / "echo_mcp.py"
-PYTEST = f"{sys.executable} -m pytest -q -p no:cacheprovider"
 TEST_FILE = (
     "from pathlib import Path\n\n\n"
     "def test_hello():\n    assert Path('hello.txt').read_text() == 'hello\\n'\n"

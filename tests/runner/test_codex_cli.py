@@ -25,6 +25,7 @@ from agentfleet.models.agent import AgentConfigSpec, BaseExecutor, ExecutorType
 from agentfleet.models.meta import AgentType
 from agentfleet.runner.spec import McpServer, RunSpec
 from tests.support.agent_clis import require_cli
+from tests.support.model_servers import ECHO_MCP
 from tests.support.model_servers.openai_responses import (
     PROVIDER,
     RECORDING_MODEL,
@@ -44,10 +45,8 @@ from tests.support.model_servers.openai_responses import (
     tool_search_call,
 )
 
-from .conftest import BRANCH, Ran, Repo, git, run
+from .conftest import BRANCH, PYTEST, Ran, Repo, git, run
 
-ECHO_MCP = Path(__file__).parents[1] / "support" / "model_servers" / "echo_mcp.py"
-PYTEST = f"{sys.executable} -m pytest -q -p no:cacheprovider"
 ADD_TEST_FILE = (
     "*** Begin Patch\n*** Add File: test_hello.py\n"
     "+from pathlib import Path\n+\n+\n+def test_hello():\n"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +18,7 @@ from agentfleet.models.meta import AgentType
 from agentfleet.models.run import RunResult, TokenUsage
 from agentfleet.runner.spec import McpServer, RunSpec
 from tests.support.agent_clis import node_available, require_cli
+from tests.support.model_servers import ECHO_MCP
 from tests.support.model_servers.gemini import (
     FunctionCall,
     ScriptedServer,
@@ -29,11 +29,9 @@ from tests.support.model_servers.gemini import (
     text,
 )
 
-from .conftest import Ran, Repo, git, run
+from .conftest import PYTEST, Ran, Repo, git, run
 
 MODEL = "gemini-2.5-flash"
-PYTEST = f"{sys.executable} -m pytest"
-ECHO_MCP = Path(__file__).resolve().parents[1] / "support" / "model_servers" / "echo_mcp.py"
 TEST_HELLO = 'def test_hello():\n    assert open("hello.txt").read() == "hello\\n"\n'
 
 
@@ -93,12 +91,12 @@ def test_gemini_writes_a_file_runs_the_tests_and_the_run_succeeds_with_priced_to
             FunctionCall("write_file", {"file_path": "hello.txt", "content": "hello\n"}),
             FunctionCall("write_file", {"file_path": "test_hello.py", "content": TEST_HELLO}),
         ),
-        call("run_shell_command", command=f"{PYTEST} -q", description="Run the tests"),
+        call("run_shell_command", command=PYTEST, description="Run the tests"),
         text("Added hello.txt and a passing test."),
     ]
     criteria = [
         {"type": "file_created", "pattern": "hello.txt"},
-        {"type": "tests_pass", "command": f"{PYTEST} -q"},
+        {"type": "tests_pass", "command": PYTEST},
     ]
     with serve(turns) as server:
         spec = gemini_spec(

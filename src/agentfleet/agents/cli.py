@@ -7,16 +7,25 @@ register its commands, and most starts never use them.
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
-from rich.text import Text
+
+from ..commandline import (
+    EXIT_BAD_INPUT,
+    RepoOption,
+    StateDirOption,
+    console,
+    err_console,
+    print_error,
+    print_warning,
+)
+from ..commandline import fail as _fail
+from ..commandline import workspace as _workspace
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
@@ -35,51 +44,9 @@ agents_app = typer.Typer(
     add_completion=False,
 )
 
-# The same consoles as agentfleet.cli (whose module imports this one, so it cannot be
-# imported from here at load time): wide when piped, no rich markup read from data.
-console = Console(width=None if sys.stdout.isatty() else 200, markup=False, highlight=False)
-err_console = Console(stderr=True, soft_wrap=True, highlight=False, markup=False)
-
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
 EXIT_INVALID_FILES = EXIT_BAD_INPUT  # as `agentfleet apply` on a bad manifest
-"""What `import` exits with when a file is invalid: 1, as asked of this command."""
 
 KIND = "AgentConfig"
-
-RepoOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--repo", help="The git repository (default: the one holding the current folder)."
-    ),
-]
-StateDirOption = Annotated[
-    Path | None,
-    typer.Option("--state-dir", help="Where the store lives (default: <repo>/.agentfleet)."),
-]
-
-
-def print_error(message: object) -> None:
-    err_console.print(Text.assemble(("error", "red"), f": {message}"))
-
-
-def print_warning(message: object) -> None:
-    err_console.print(Text.assemble(("warning", "yellow"), f": {message}"))
-
-
-def _fail(message: str, code: int = EXIT_FAILED) -> typer.Exit:
-    print_error(message)
-    return typer.Exit(code)
-
-
-def _workspace(repo: Path | None, state_dir: Path | None) -> Workspace:
-    from ..local.repository import RepositoryError
-    from ..local.workspace import resolve_workspace
-
-    try:
-        return resolve_workspace(repo, state_dir)
-    except RepositoryError as exc:
-        raise _fail(f"--repo: {exc}", EXIT_BAD_INPUT) from exc
 
 
 def _stored_agents(ws: Workspace) -> dict[str, AgentConfig]:

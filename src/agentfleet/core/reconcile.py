@@ -436,11 +436,7 @@ class BatchReconciler:
             usage = self.fresh_usage.get(task.name) or (task.status.usage if task.status else None)
             if usage is not None:
                 parts.append(usage)
-        refinement = Usage()
-        for attempt in self.status.refinement_attempts:
-            if attempt.tokens is not None or attempt.cost_usd is not None:
-                refinement = refinement.add(attempt)
-        parts.append(refinement)
+        parts.extend(Usage.of(attempt) for attempt in self.status.refinement_attempts)
         return total_usage(parts)
 
     def _emit_status(self) -> None:

@@ -17,6 +17,7 @@ from ..models.run import (
     RunPhase,
     RunResult,
     Usage,
+    total_usage,
 )
 from ..models.task import (
     ACTION_ANNOTATION,
@@ -521,10 +522,7 @@ class TaskFlow:
         done = sum(1 for s in stages if s.phase in _DONE_STAGE)
         self.status.progress = f"{done}/{len(stages)}"
         attempts = [a for s in stages for a in s.attempts]
-        usage = Usage()
-        for attempt in attempts:
-            if attempt.tokens is not None or attempt.cost_usd is not None:
-                usage = usage.add(attempt)
+        usage = total_usage(Usage.of(attempt) for attempt in attempts)
         self.status.usage = usage
         self.status.tokens = usage.tokens
         self.status.cost_usd = usage.cost_usd

@@ -182,29 +182,20 @@ class Usage(CamelModel):
     cost_usd: float = 0.0
     attempts: int = Field(default=0, description="Attempts counted.")
 
-    def add(self, attempt: Attempt) -> Usage:
-        """This usage plus one attempt's, as a new value."""
-        tokens = attempt.token_usage
-        return Usage(
-            tokens=self.tokens + (attempt.tokens or 0),
-            input_tokens=self.input_tokens + (tokens.input if tokens else 0),
-            output_tokens=self.output_tokens + (tokens.output if tokens else 0),
-            cache_read_tokens=self.cache_read_tokens + (tokens.cache_read if tokens else 0),
-            cache_creation_tokens=self.cache_creation_tokens
-            + (tokens.cache_creation if tokens else 0),
-            cost_usd=round(self.cost_usd + (attempt.cost_usd or 0.0), 8),
-            attempts=self.attempts + 1,
-        )
-
-    def plus(self, other: Usage) -> Usage:
-        return Usage(
-            tokens=self.tokens + other.tokens,
-            input_tokens=self.input_tokens + other.input_tokens,
-            output_tokens=self.output_tokens + other.output_tokens,
-            cache_read_tokens=self.cache_read_tokens + other.cache_read_tokens,
-            cache_creation_tokens=self.cache_creation_tokens + other.cache_creation_tokens,
-            cost_usd=round(self.cost_usd + other.cost_usd, 8),
-            attempts=self.attempts + other.attempts,
+    @classmethod
+    def of(cls, attempt: Attempt) -> Usage:
+        """One attempt's usage; an attempt that reported none counts as no attempt."""
+        if attempt.tokens is None and attempt.cost_usd is None:
+            return cls()
+        tokens = attempt.token_usage or TokenUsage()
+        return cls(
+            tokens=attempt.tokens or 0,
+            input_tokens=tokens.input,
+            output_tokens=tokens.output,
+            cache_read_tokens=tokens.cache_read,
+            cache_creation_tokens=tokens.cache_creation,
+            cost_usd=attempt.cost_usd or 0.0,
+            attempts=1,
         )
 
 
